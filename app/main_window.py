@@ -1,0 +1,375 @@
+"""The main window: canvas, sampling controls, menus and status bar."""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QStackedWidget,
+    QToolBar,
+)
+
+from app.errors import ErrorReport, show_error
+from app.panels.welcome import WelcomePanel
+from app.render_service import RenderedFrame, RenderService
+from app.session import Session
+from app.settings import AppSettings
+from app.widgets.image_view import ImageView
+from app.workers import Job, JobRegistry
+from editors.images import save_rgb
+from editors.state import EditState
+from models import load_generator
+from models.runtime import device_label
+
+if TYPE_CHECKING:
+    from models.generator import Generator
+
+log = logging.getLogger(__name__)
+
+MAX_SEED = 2**31 - 1
+TRUNCATION_STEPS = 100  # slider units per 1.0 of psi
+CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.pt *.pth *.pkl *.ckpt);;All files (*)"
+# On a CPU, images this large render slowly enough to want a preview while dragging.
+DRAFT_MIN_RESOLUTION = 256
+
+ABOUT_TEXT = (
+    "<h3>Latent Studio</h3>"
+    "<p>Load StyleGAN2 and ProGAN checkpoints, find photos in latent space and edit them.</p>"
+    "<p>The built-in demo model was trained on CelebA and UTKFace, whose licences allow "
+    "<b>non-commercial research use only</b>; so does its use here. Checkpoints you open keep "
+    "their own licences.</p>"
+)
+
+
+class MainWindow(QMainWindow):
+    """The application window."""
+
+    model_loaded = Signal(object)  # Generator, once it renders in this window
+    model_failed = Signal(object)  # ErrorReport
+
+    def __init__(self, device: str | None = None, settings: AppSettings | None = None) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("Latent Studio")
+        self.setAcceptDrops(True)
+        self.device = device
+        self.settings = settings or AppSettings()
+        self.jobs = JobRegistry(self)
+        self.render_service = RenderService(self)
+        self.session = Session(self.render_service, self)
+        self._load_job: Job | None = None
+        self._pending_model_path: Path | None = None
+
+        self.canvas = ImageView()
+        self.canvas.setObjectName("canvas")
+        self.canvas.set_placeholder("Loading…")
+        self.welcome = WelcomePanel()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(self.canvas)
+        self.setCentralWidget(self.stack)
+
+        self._build_sample_toolbar()
+        self._build_status_bar()
+        self.actions_by_name = self._build_menus()
+        self._set_model_controls_enabled(False)
+
+        self.welcome.open_model_requested.connect(self.choose_model)
+        self.canvas.files_dropped.connect(self._on_canvas_files_dropped)
+        self.session.state_changed.connect(self._on_session_state_changed)
+        self.session.generator_changed.connect(self._on_session_generator_changed)
+        self.session.frame_ready.connect(self._on_session_frame_ready)
+        self.render_service.failed.connect(self._on_render_service_failed)
+
+        initial = EditState(truncation_psi=self.settings.truncation_psi)
+        self.session.apply(initial)
+        geometry = self.settings.window_geometry
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(980, 760)
+
+    # -- construction -----------------------------------------------------------------------
+    def _build_sample_toolbar(self) -> None:
+        toolbar = QToolBar("Sample")
+        toolbar.setObjectName("sampleToolbar")
+        toolbar.setMovable(False)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+
+        toolbar.addWidget(QLabel(" Seed "))
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setObjectName("seedSpin")
+        self.seed_spin.setRange(0, MAX_SEED)
+        self.seed_spin.setToolTip("Seed of the latent (as NVIDIA's generate.py draws it)")
+        self.seed_spin.setKeyboardTracking(False)
+        self.seed_spin.valueChanged.connect(self._on_seed_spin_changed)
+        toolbar.addWidget(self.seed_spin)
+
+        self.random_button = QPushButton("Random")
+        self.random_button.setObjectName("randomSeedButton")
+        self.random_button.setToolTip("Pick a random seed (Ctrl+R)")
+        self.random_button.clicked.connect(self.random_seed)
+        toolbar.addWidget(self.random_button)
+
+        toolbar.addSeparator()
+        toolbar.addWidget(QLabel(" Truncation ψ "))
+        self.truncation_slider = QSlider(Qt.Orientation.Horizontal)
+        self.truncation_slider.setObjectName("truncationSlider")
+        self.truncation_slider.setRange(0, int(1.5 * TRUNCATION_STEPS))
+        self.truncation_slider.setSingleStep(5)
+        self.truncation_slider.setPageStep(10)
+        self.truncation_slider.setFixedWidth(220)
+        self.truncation_slider.setToolTip(
+            "Pull the latent towards the average face: 1 = off, lower = more typical images"
+        )
+        self.truncation_slider.valueChanged.connect(self._on_truncation_slider_changed)
+        self.truncation_slider.sliderPressed.connect(self._on_slider_pressed)
+        self.truncation_slider.sliderReleased.connect(self._on_slider_released)
+        toolbar.addWidget(self.truncation_slider)
+        self.truncation_label = QLabel()
+        self.truncation_label.setObjectName("truncationLabel")
+        self.truncation_label.setMinimumWidth(40)
+        toolbar.addWidget(self.truncation_label)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_model = QLabel("No model")
+        self.status_model.setObjectName("statusModel")
+        self.status_resolution = QLabel("")
+        self.status_resolution.setObjectName("statusResolution")
+        self.status_device = QLabel("")
+        self.status_device.setObjectName("statusDevice")
+        self.status_render = QLabel("")
+        self.status_render.setObjectName("statusRenderTime")
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setObjectName("busyBar")
+        self.busy_bar.setRange(0, 0)
+        self.busy_bar.setMaximumWidth(120)
+        self.busy_bar.hide()
+        for widget in (self.busy_bar, self.status_model, self.status_resolution, self.status_device, self.status_render):
+            bar.addPermanentWidget(widget)
+
+    def _build_menus(self) -> dict[str, QAction]:
+        actions: dict[str, QAction] = {}
+
+        def add(menu_name: str, key: str, text: str, slot: object, shortcut: object = None) -> QAction:
+            action = QAction(text, self)
+            action.setObjectName(f"action:{key}")
+            if shortcut is not None:
+                action.setShortcut(QKeySequence(shortcut))
+            action.triggered.connect(slot)
+            menus[menu_name].addAction(action)
+            actions[key] = action
+            return action
+
+        menu_bar = self.menuBar()
+        menus = {name: menu_bar.addMenu(name) for name in ("&File", "&Edit", "&Help")}
+        add("&File", "openModel", "&Open model…", self.choose_model, QKeySequence.StandardKey.Open)
+        self.recent_menu = menus["&File"].addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        add("&File", "saveImage", "&Save image…", self.choose_image_destination, QKeySequence.StandardKey.Save)
+        menus["&File"].addSeparator()
+        add("&File", "quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        undo = self.session.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        undo.setObjectName("action:undo")
+        redo = self.session.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        redo.setObjectName("action:redo")
+        menus["&Edit"].addAction(undo)
+        menus["&Edit"].addAction(redo)
+        actions["undo"], actions["redo"] = undo, redo
+        menus["&Edit"].addSeparator()
+        add("&Edit", "randomSeed", "Random &seed", self.random_seed, "Ctrl+R")
+
+        add("&Help", "about", "&About Latent Studio", self.show_about)
+        self.menus = menus
+        return actions
+
+    # -- model loading ----------------------------------------------------------------------
+    def choose_model(self) -> None:
+        """Ask for a checkpoint file and open it."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", CHECKPOINT_FILTER)
+        if path:
+            self.open_model(Path(path))
+
+    def open_model(self, path: str | Path) -> Job:
+        """Load ``path`` in the background; the current model stays usable until it succeeds."""
+        path = Path(path)
+        if self._load_job is not None and self._load_job.is_running:
+            self._load_job.request_stop()
+        job = Job(f"Could not open model {path.name}", load_generator, path, self.device)
+        job.succeeded.connect(self._on_load_job_succeeded)
+        job.failed.connect(self._on_load_job_failed)
+        job.done.connect(self._on_load_job_done)
+        self._load_job = job
+        self._pending_model_path = path
+        self.busy_bar.show()
+        self.statusBar().showMessage(f"Loading {path.name}…")
+        if self.session.generator is None:
+            self.canvas.set_placeholder(f"Loading {path.name}…")
+        return self.jobs.submit(job)
+
+    def _on_load_job_succeeded(self, generator: Generator) -> None:
+        if self.sender() is not self._load_job:
+            return  # superseded by a later request
+        if self._pending_model_path is not None:
+            self.settings.add_recent_model(str(self._pending_model_path))
+        self.session.set_generator(generator)
+
+    def _on_load_job_failed(self, report: ErrorReport) -> None:
+        if self.sender() is not self._load_job:
+            return
+        self.statusBar().showMessage(report.message, 10000)
+        if self.session.generator is None:
+            self.stack.setCurrentWidget(self.welcome)
+        self.model_failed.emit(report)
+        show_error(self, report)
+
+    def _on_load_job_done(self) -> None:
+        if self.sender() is self._load_job:
+            self.busy_bar.hide()
+
+    def _on_session_generator_changed(self, generator: Generator) -> None:
+        self.stack.setCurrentWidget(self.canvas)
+        self.status_model.setText(generator.name or "model")
+        self.status_model.setToolTip(str(generator.source.path) if generator.source and generator.source.path else "")
+        self.status_resolution.setText(f"{generator.resolution}×{generator.resolution}")
+        self.status_device.setText(device_label(generator.device))
+        self.statusBar().showMessage(f"Opened {generator.name}", 5000)
+        self.setWindowTitle(f"{generator.name} — Latent Studio")
+        self._set_model_controls_enabled(True)
+        self.model_loaded.emit(generator)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_models
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for path in recent:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda checked=False, p=path: self.open_model(Path(p)))
+
+    # -- sampling controls ------------------------------------------------------------------
+    def random_seed(self) -> None:
+        """Jump to a random seed."""
+        self.seed_spin.setValue(random.randrange(MAX_SEED))
+
+    def _on_seed_spin_changed(self, value: int) -> None:
+        state = self.session.state
+        if state.seed != value or state.base_ws is not None:
+            self.session.propose(state.replace(seed=value, base_ws=None), f"Seed {value}", "seed")
+
+    def _on_truncation_slider_changed(self, value: int) -> None:
+        psi = value / TRUNCATION_STEPS
+        self.truncation_label.setText(f"{psi:.2f}")
+        if psi != self.session.state.truncation_psi:
+            self.session.propose(self.session.state.replace(truncation_psi=psi), f"Truncation {psi:.2f}", "truncation")
+
+    def _on_slider_pressed(self) -> None:
+        generator = self.session.generator
+        if generator is not None and generator.device.type == "cpu" and generator.resolution >= DRAFT_MIN_RESOLUTION:
+            self.session.set_draft(True)
+
+    def _on_slider_released(self) -> None:
+        self.session.seal()
+        self.session.set_draft(False)
+        self.settings.truncation_psi = self.session.state.truncation_psi
+
+    def _on_session_state_changed(self, state: EditState) -> None:
+        with QSignalBlocker(self.seed_spin):
+            self.seed_spin.setValue(state.seed if state.seed is not None else 0)
+        with QSignalBlocker(self.truncation_slider):
+            self.truncation_slider.setValue(round(state.truncation_psi * TRUNCATION_STEPS))
+        self.truncation_label.setText(f"{state.truncation_psi:.2f}")
+
+    def _set_model_controls_enabled(self, enabled: bool) -> None:
+        for widget in (self.seed_spin, self.random_button, self.truncation_slider):
+            widget.setEnabled(enabled)
+        for key in ("saveImage", "randomSeed"):
+            self.actions_by_name[key].setEnabled(enabled)
+
+    # -- frames -----------------------------------------------------------------------------
+    def _on_session_frame_ready(self, frame: RenderedFrame) -> None:
+        self.canvas.set_rgb(frame.result.rgb)
+        suffix = " (preview)" if frame.result.draft else ""
+        self.status_render.setText(f"{frame.result.render_ms:.0f} ms{suffix}")
+
+    def _on_render_service_failed(self, report: ErrorReport) -> None:
+        self.statusBar().showMessage(f"{report.title}: {report.message}", 10000)
+        show_error(self, report)
+
+    # -- files ------------------------------------------------------------------------------
+    def choose_image_destination(self) -> None:
+        """Ask where to save the current image and save it."""
+        if self.session.last_frame is None:
+            return
+        seed = self.session.state.seed
+        suggestion = f"seed{seed:04d}.png" if seed is not None else "image.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Save image", suggestion, "PNG (*.png);;JPEG (*.jpg *.jpeg)")
+        if path:
+            self.save_image(Path(path))
+
+    def save_image(self, path: Path) -> bool:
+        """Write the image on screen to ``path`` (atomically); report failures in a message box."""
+        frame = self.session.last_frame
+        if frame is None:
+            return False
+        try:
+            save_rgb(frame.result.rgb, path)
+        except (OSError, ValueError) as exc:
+            show_error(self, ErrorReport.from_exception("Could not save the image", exc))
+            return False
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def _on_canvas_files_dropped(self, paths: list[Path]) -> None:
+        self.open_dropped_file(paths[0])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_dropped_file(paths[0])
+
+    def open_dropped_file(self, path: Path) -> None:
+        """Open a file dropped on the window: checkpoints open as models."""
+        self.open_model(path)
+
+    # -- misc -------------------------------------------------------------------------------
+    def show_about(self) -> None:
+        """Show the About box (with the demo model's licence)."""
+        box = QMessageBox(self)
+        box.setObjectName("aboutBox")
+        box.setWindowTitle("About Latent Studio")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(ABOUT_TEXT)
+        box.open()
+
+    def shutdown(self) -> None:
+        """Stop background work (jobs, render thread) before the window goes away."""
+        self.jobs.stop_all()
+        self.render_service.shutdown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.settings.window_geometry = self.saveGeometry()
+        self.settings.sync()
+        self.shutdown()
+        super().closeEvent(event)
+

@@ -1,0 +1,1 @@
+"""Domain panels of the main window; each talks only to the ``Session``."""

@@ -1,0 +1,1 @@
+"""Generic Qt widgets with no GAN knowledge."""

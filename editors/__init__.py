@@ -1,0 +1,1 @@
+"""Latent operations (rendering, editing, directions, projection, alignment) and the CLI. No Qt."""

@@ -1,0 +1,172 @@
+"""The app's own format: one safetensors file whose header metadata holds the architecture as JSON.
+
+Weights (and buffers such as ``w_avg`` and the noise maps) are the tensors; the metadata entry
+``latentstudio`` holds ``{"schema_version", "kind", "architecture", "name", "provenance"}``.
+Writing is atomic (temp file, then rename) and save -> load is bit-exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from models.errors import CheckpointError
+from models.generator import CheckpointSource, Generator
+from models.stylegan2 import stylegan2_from_architecture
+
+NAME = "latentstudio safetensors"
+METADATA_KEY = "latentstudio"
+SCHEMA_VERSION = 1
+CONTAINERS = frozenset({"safetensors"})
+
+# kind -> function building an untrained network from its architecture dict
+BUILDERS: dict[str, Callable[[dict[str, Any]], Generator]] = {
+    "stylegan2": stylegan2_from_architecture,
+}
+
+Payload = tuple[dict[str, torch.Tensor], dict[str, str]]
+
+
+def read_file(path: Path) -> Payload:
+    """Read all tensors and the header metadata of a safetensors file.
+
+    Raises:
+        CheckpointError: the file is truncated or not valid safetensors.
+    """
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            metadata = dict(handle.metadata() or {})
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(path, f"truncated or corrupted safetensors file ({exc})") from exc
+    return tensors, metadata
+
+
+def accepts(payload: Payload) -> bool:
+    """True when the safetensors metadata carries this app's header."""
+    return METADATA_KEY in payload[1]
+
+
+def build(payload: Payload, path: Path) -> Generator:
+    """Rebuild the generator described by the metadata and load the tensors into it."""
+    tensors, metadata = payload
+    try:
+        header = json.loads(metadata[METADATA_KEY])
+        kind = header["kind"]
+        architecture = header["architecture"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(path, f"damaged {METADATA_KEY} metadata ({exc})") from exc
+    if header.get("schema_version", 0) > SCHEMA_VERSION:
+        raise CheckpointError(
+            path, f"written by a newer version of the app (schema {header['schema_version']})"
+        )
+    if kind not in BUILDERS:
+        raise CheckpointError(path, f"unknown generator kind {kind!r}")
+    try:
+        generator = BUILDERS[kind](architecture)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(path, f"invalid architecture: {exc}") from exc
+    load_state_dict_strict(generator, tensors, path)
+    generator.name = str(header.get("name") or path.stem)
+    provenance = header.get("provenance") or {}
+    generator.source = CheckpointSource(path, NAME, _describe(provenance))
+    generator.provenance = dict(provenance)
+    return generator
+
+
+def _describe(provenance: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}: {value}" for key, value in provenance.items() if isinstance(value, str | int | float))
+
+
+def load_state_dict_strict(
+    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], path: Path
+) -> None:
+    """Copy ``tensors`` into ``module``, refusing missing, unexpected or mis-shaped entries.
+
+    Raises:
+        CheckpointError: naming the first few offending keys.
+    """
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(
+        key for key in set(expected) & set(tensors) if expected[key].shape != tensors[key].shape
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors {_few(unexpected)}")
+    if wrong:
+        key = wrong[0]
+        problems.append(
+            f"wrong shapes for {_few(wrong)} (e.g. {key}: file {list(tensors[key].shape)}, "
+            f"network {list(expected[key].shape)})"
+        )
+    if problems:
+        raise CheckpointError(path, "; ".join(problems))
+    with torch.no_grad():
+        for key, value in expected.items():
+            value.copy_(tensors[key].to(value.dtype))
+
+
+def _few(keys: list[str]) -> str:
+    shown = ", ".join(keys[:4])
+    return shown + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+
+def save_generator(
+    generator: Generator,
+    path: str | Path,
+    *,
+    dtype: torch.dtype | None = None,
+    name: str | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``generator`` atomically in the native format.
+
+    Args:
+        generator: the network to save.
+        path: destination file (conventionally ``*.safetensors``).
+        dtype: store floating-point tensors in this type (e.g. ``torch.float16``); None = as is.
+        name: display name stored in the file; defaults to ``generator.name``.
+        provenance: JSON-compatible facts about where the weights come from.
+    """
+    path = Path(path)
+    tensors = {}
+    for key, value in generator.state_dict().items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[key] = value.contiguous()
+    header = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": generator.kind,
+        "architecture": generator.architecture(),
+        "name": name or generator.name or path.stem,
+        "provenance": dict(provenance if provenance is not None else generator.provenance),
+    }
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(header)}))
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

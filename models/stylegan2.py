@@ -1,0 +1,539 @@
+"""StyleGAN2 generator (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", 2020).
+
+Parameters and buffers are named and shaped exactly like rosinality's ``stylegan2-pytorch``
+``Generator`` (the ``g_ema`` state dict that e4e, pSp, StyleCLIP and many model zoos ship), so such
+a state dict loads with no missing or unexpected keys. The arithmetic is pure PyTorch (no compiled
+ops), reads from the primitives at the top to the generator at the bottom, and is written to match
+that implementation's fp32 output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.generator import Generator, NoiseMode, check_shape
+
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0)
+BLUR_KERNEL = (1, 3, 3, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Primitives
+
+
+def make_kernel(taps: Sequence[float]) -> torch.Tensor:
+    """Return the separable 2-D FIR kernel outer(taps, taps), normalised to sum 1."""
+    k1 = torch.tensor(taps, dtype=torch.float32)
+    kernel = k1[None, :] * k1[:, None]
+    return kernel / kernel.sum()
+
+
+def upfirdn2d(
+    x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
+) -> torch.Tensor:
+    """Upsample by zero insertion, pad (negative = crop), convolve with ``kernel``, downsample.
+
+    ``x`` is [N, C, H, W]; ``pad`` = (before, after) applies to both axes. The convolution is a
+    true convolution (the kernel is flipped), as in NVIDIA's and rosinality's ``upfirdn2d``.
+    """
+    batch, channels, height, width = x.shape
+    if up > 1:
+        x = x.reshape(batch, channels, height, 1, width, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(batch, channels, height * up, width * up)
+    pad0, pad1 = pad
+    x = F.pad(x, [max(pad0, 0), max(pad1, 0), max(pad0, 0), max(pad1, 0)])
+    if pad0 < 0 or pad1 < 0:
+        x = x[
+            :,
+            :,
+            max(-pad0, 0) : x.shape[2] - max(-pad1, 0),
+            max(-pad0, 0) : x.shape[3] - max(-pad1, 0),
+        ]
+    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(channels, 1, *kernel.shape)
+    x = F.conv2d(x, weight, groups=channels)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Return leaky_relu(x + bias, 0.2) * sqrt(2), bias broadcast over channels (dim 1)."""
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    return F.leaky_relu(x + bias.view(shape), LRELU_SLOPE) * LRELU_GAIN
+
+
+def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Normalise each sample to unit root-mean-square over dim 1."""
+    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
+
+
+class PixelNorm(nn.Module):
+    """Module form of ``pixel_norm`` (the first entry of the mapping network)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pixel_norm(x)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalized learning rate; weights are stored divided by ``lr_mul``."""
+
+    def __init__(
+        self,
+        in_dim: int,  # input features
+        out_dim: int,  # output features
+        bias_init: float = 0.0,  # initial bias value (1 for style modulation)
+        lr_mul: float = 1.0,  # learning-rate multiplier (0.01 in the mapping network)
+        activate: bool = False,  # apply fused leaky ReLU after the layer
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+        self.activate = activate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.activate:
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), self.bias * self.lr_mul)
+        return F.linear(x, self.weight * self.scale, bias=self.bias * self.lr_mul)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in={self.weight.shape[1]}, out={self.weight.shape[0]}, lr_mul={self.lr_mul}, "
+            f"activate={self.activate}"
+        )
+
+
+class ModulatedConv2d(nn.Module):
+    """Convolution whose weights are scaled per sample by a style, optionally demodulated.
+
+    With ``upsample`` the convolution is a stride-2 transposed convolution followed by a FIR blur,
+    which is how rosinality and NVIDIA both fuse "upsample, then convolve".
+    """
+
+    def __init__(
+        self,
+        in_channels: int,  # input feature maps
+        out_channels: int,  # output feature maps
+        kernel_size: int,  # square kernel size (3 for convs, 1 for ToRGB)
+        w_dim: int,  # style vector size
+        demodulate: bool = True,  # normalise each output filter to unit norm (off for ToRGB)
+        upsample: bool = False,  # double the resolution
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.demodulate = demodulate
+        self.upsample = upsample
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(
+            torch.randn(1, out_channels, in_channels, kernel_size, kernel_size)
+        )
+        self.modulation = EqualLinear(w_dim, in_channels, bias_init=1.0)
+        if upsample:
+            factor = 2
+            # The transposed conv output is 2H + k - 2; this padding crops the blur back to 2H.
+            p = (len(BLUR_KERNEL) - factor) - (kernel_size - 1)
+            self.blur_pad = ((p + 1) // 2 + factor - 1, p // 2 + 1)
+            self.blur = _Blur(make_kernel(BLUR_KERNEL) * factor**2)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        batch, in_channels, height, width = x.shape
+        style = self.modulation(w).view(batch, 1, in_channels, 1, 1)
+        weight = self.scale * self.weight * style  # [N, out, in, k, k]
+        if self.demodulate:
+            demod = torch.rsqrt(weight.square().sum([2, 3, 4]) + 1e-8)
+            weight = weight * demod.view(batch, self.out_channels, 1, 1, 1)
+        k = self.kernel_size
+        x = x.reshape(1, batch * in_channels, height, width)
+        if self.upsample:
+            weight = weight.transpose(1, 2).reshape(batch * in_channels, self.out_channels, k, k)
+            out = F.conv_transpose2d(x, weight, padding=0, stride=2, groups=batch)
+            out = out.view(batch, self.out_channels, out.shape[2], out.shape[3])
+            return upfirdn2d(out, self.blur.kernel, pad=self.blur_pad)
+        weight = weight.reshape(batch * self.out_channels, in_channels, k, k)
+        out = F.conv2d(x, weight, padding=self.padding, groups=batch)
+        return out.view(batch, self.out_channels, out.shape[2], out.shape[3])
+
+    def extra_repr(self) -> str:
+        return (
+            f"in={self.in_channels}, out={self.out_channels}, kernel={self.kernel_size}, "
+            f"upsample={self.upsample}, demodulate={self.demodulate}"
+        )
+
+
+class _Blur(nn.Module):
+    """Holds a FIR kernel as the buffer ``kernel`` (rosinality stores it in the state dict)."""
+
+    def __init__(self, kernel: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("kernel", kernel)
+
+
+class NoiseInjection(nn.Module):
+    """Adds per-pixel noise scaled by a learned strength (``weight``, initialised to 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return x + self.weight * noise
+
+
+class FusedLeakyReLU(nn.Module):
+    """Bias plus leaky ReLU with gain sqrt(2); the bias is named like rosinality's ``activate``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fused_leaky_relu(x, self.bias)
+
+
+class ConstantInput(nn.Module):
+    """The learned 4x4 constant the synthesis starts from."""
+
+    def __init__(self, channels: int, size: int = 4) -> None:
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+
+    def forward(self, batch: int) -> torch.Tensor:
+        return self.input.repeat(batch, 1, 1, 1)
+
+
+class StyledConv(nn.Module):
+    """Modulated conv, then noise, then bias + leaky ReLU (+ optional clamp, as NVIDIA does)."""
+
+    def __init__(
+        self,
+        in_channels: int,  # input feature maps
+        out_channels: int,  # output feature maps
+        w_dim: int,  # style vector size
+        upsample: bool = False,  # double the resolution
+        conv_clamp: float | None = None,  # clamp activations to +-conv_clamp; None = no clamp
+    ) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim, upsample=upsample)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_channels)
+        self.conv_clamp = conv_clamp
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        out = self.conv(x, w)
+        if noise is not None:
+            out = self.noise(out, noise)
+        out = self.activate(out)
+        if self.conv_clamp is not None:
+            out = out.clamp(-self.conv_clamp, self.conv_clamp)
+        return out
+
+
+class ToRGB(nn.Module):
+    """Modulated 1x1 conv to RGB (no demodulation), added to the upsampled running image."""
+
+    def __init__(
+        self,
+        in_channels: int,  # input feature maps
+        w_dim: int,  # style vector size
+        upsample: bool = True,  # upsample the incoming skip image (False for the 4x4 block)
+        conv_clamp: float | None = None,  # clamp the RGB contribution; None = no clamp
+    ) -> None:
+        super().__init__()
+        if upsample:
+            # rosinality names this buffer ``upsample.kernel``; the x4 keeps the mean after zero insertion.
+            self.upsample = _Blur(make_kernel(BLUR_KERNEL) * 4)
+        self.conv = ModulatedConv2d(in_channels, 3, 1, w_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.conv_clamp = conv_clamp
+
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        out = self.conv(x, w) + self.bias
+        if self.conv_clamp is not None:
+            out = out.clamp(-self.conv_clamp, self.conv_clamp)
+        if skip is not None:
+            out = out + upsample_skip(skip, self.upsample.kernel)
+        return out
+
+
+def upsample_skip(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Double the resolution of a running RGB image (zero insertion + FIR, pad (2, 1))."""
+    return upfirdn2d(image, kernel, up=2, pad=(2, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthesis cache
+
+
+@dataclass(slots=True)
+class _CachedBlock:
+    rows: torch.Tensor  # the ws rows the block consumed
+    x: torch.Tensor  # feature maps after the block
+    skip: torch.Tensor  # running RGB image after the block
+
+
+@dataclass(slots=True)
+class SynthesisCache:
+    """Activations of the last synthesis, per block, to resume from the first block that changed.
+
+    Valid only for deterministic noise ("const" or "none"); a change of noise settings, batch
+    size, dtype or device drops it. ``last_start_block`` tells which block the last call started
+    from (0 = full render), for tests and benchmarks.
+    """
+
+    key: tuple[Any, ...] | None = None
+    blocks: list[_CachedBlock] = field(default_factory=list)
+    last_start_block: int = 0
+
+    def clear(self) -> None:
+        """Forget every cached activation."""
+        self.key = None
+        self.blocks.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# Generator
+
+
+def rosinality_channels(resolution: int, channel_multiplier: int = 2) -> tuple[int, ...]:
+    """Channel counts per resolution (4, 8, ..., resolution) of rosinality's channel table."""
+    return channels_from_base(resolution, channel_base=16384 * channel_multiplier, channel_max=512)
+
+
+def channels_from_base(resolution: int, channel_base: int, channel_max: int) -> tuple[int, ...]:
+    """NVIDIA's rule C(r) = min(channel_base // r, channel_max) for r = 4, 8, ..., resolution."""
+    return tuple(
+        min(channel_base // (2**i), channel_max) for i in range(2, int(math.log2(resolution)) + 1)
+    )
+
+
+class StyleGAN2Generator(Generator):
+    """StyleGAN2 generator, 'skip' architecture, with rosinality's parameter layout."""
+
+    kind = "stylegan2"
+
+    def __init__(
+        self,
+        resolution: int,  # output size in pixels, a power of two >= 8
+        channels: Sequence[int],  # feature maps at 4, 8, ..., resolution
+        z_dim: int = 512,  # input latent size
+        w_dim: int = 512,  # intermediate latent (style) size
+        mapping_layers: int = 8,  # fully connected layers in the mapping network
+        lr_mlp: float = 0.01,  # learning-rate multiplier of the mapping network
+        conv_clamp: float | None = None,  # NVIDIA's activation clamp; None = no clamp
+    ) -> None:
+        super().__init__()
+        log_size = int(math.log2(resolution))
+        if resolution < 8 or 2**log_size != resolution:
+            raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
+        if len(channels) != log_size - 1:
+            raise ValueError(
+                f"channels must list one count per resolution 4..{resolution} "
+                f"({log_size - 1} values), got {len(channels)}"
+            )
+        self.resolution = resolution
+        self.channels = tuple(int(c) for c in channels)
+        self.z_dim = z_dim
+        self.w_dim = w_dim
+        self.mapping_layers = mapping_layers
+        self.lr_mlp = lr_mlp
+        self.conv_clamp = conv_clamp
+        self.num_ws = log_size * 2 - 2
+        self.num_layers = (log_size - 2) * 2 + 1  # styled convs, one noise map each
+
+        self.style = nn.ModuleList([PixelNorm()])
+        for index in range(mapping_layers):
+            self.style.append(
+                EqualLinear(z_dim if index == 0 else w_dim, w_dim, lr_mul=lr_mlp, activate=True)
+            )
+
+        c4 = self.channels[0]
+        self.input = ConstantInput(c4)
+        self.conv1 = StyledConv(c4, c4, w_dim, conv_clamp=conv_clamp)
+        self.to_rgb1 = ToRGB(c4, w_dim, upsample=False, conv_clamp=conv_clamp)
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        in_channels = c4
+        for out_channels in self.channels[1:]:
+            self.convs.append(
+                StyledConv(in_channels, out_channels, w_dim, upsample=True, conv_clamp=conv_clamp)
+            )
+            self.convs.append(StyledConv(out_channels, out_channels, w_dim, conv_clamp=conv_clamp))
+            self.to_rgbs.append(ToRGB(out_channels, w_dim, conv_clamp=conv_clamp))
+            in_channels = out_channels
+
+        # rosinality keeps fixed noise maps as buffers named noises.noise_{j}; "const" uses them.
+        self.noises = nn.Module()
+        for layer in range(self.num_layers):
+            size = 2 ** ((layer + 5) // 2)
+            self.noises.register_buffer(f"noise_{layer}", torch.randn(1, 1, size, size))
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def architecture(self) -> dict[str, Any]:
+        """Constructor arguments as JSON data."""
+        return {
+            "resolution": self.resolution,
+            "channels": list(self.channels),
+            "z_dim": self.z_dim,
+            "w_dim": self.w_dim,
+            "mapping_layers": self.mapping_layers,
+            "lr_mlp": self.lr_mlp,
+            "conv_clamp": self.conv_clamp,
+        }
+
+    # -- mapping ----------------------------------------------------------------------------
+    def mapping_raw(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Map ``z`` [N, z_dim] to ``w`` [N, w_dim] (no truncation)."""
+        if c is not None:
+            raise ValueError("this generator is unconditional: do not pass a class label")
+        x = z
+        for layer in self.style:
+            x = layer(x)
+        return x
+
+    @torch.no_grad()
+    def update_w_avg(self, num_samples: int = 10000, seed: int = 123) -> None:
+        """Set ``w_avg`` to the mean w of ``num_samples`` standard-normal z (fixed seed)."""
+        generator = torch.Generator().manual_seed(seed)
+        total = torch.zeros(self.w_dim, dtype=torch.float64)
+        for start in range(0, num_samples, 1024):
+            count = min(1024, num_samples - start)
+            z = torch.randn(count, self.z_dim, generator=generator).to(self.w_avg.device)
+            total += self.mapping_raw(z).to(torch.float64).sum(0).cpu()
+        self.w_avg.copy_((total / num_samples).to(self.w_avg.dtype))
+
+    # -- synthesis --------------------------------------------------------------------------
+    def block_rows(self) -> list[slice]:
+        """The ws rows each synthesis block reads: block 0 is 4x4, block k is 2^(k+2) px."""
+        rows = [slice(0, 2)]
+        for block in range(1, len(self.channels)):
+            rows.append(slice(2 * block - 1, 2 * block + 2))
+        return rows
+
+    def block_resolutions(self) -> list[int]:
+        """Output resolution of each synthesis block."""
+        return [2 ** (index + 2) for index in range(len(self.channels))]
+
+    def noise_buffers(self) -> list[torch.Tensor]:
+        """The stored noise maps, one per styled conv (index 0 is the 4x4 conv)."""
+        return [getattr(self.noises, f"noise_{layer}") for layer in range(self.num_layers)]
+
+    def _noise(
+        self,
+        noise_mode: NoiseMode,
+        batch: int,
+        noise_strength: Sequence[float] | None,
+        noise: Sequence[torch.Tensor] | None,
+    ) -> list[torch.Tensor | None]:
+        if noise is not None:
+            maps: list[torch.Tensor | None] = list(noise)
+            if len(maps) != self.num_layers:
+                raise ValueError(f"noise must hold {self.num_layers} maps, got {len(maps)}")
+        elif noise_mode == "none":
+            return [None] * self.num_layers
+        elif noise_mode == "const":
+            maps = list(self.noise_buffers())
+        elif noise_mode == "random":
+            maps = [torch.randn(batch, 1, *buf.shape[2:], device=buf.device) for buf in self.noise_buffers()]
+        else:
+            raise ValueError(f"noise_mode must be one of const, random, none; got {noise_mode!r}")
+        if noise_strength is not None:
+            if len(noise_strength) != self.num_layers:
+                raise ValueError(
+                    f"noise_strength must hold {self.num_layers} values, got {len(noise_strength)}"
+                )
+            maps = [m * float(s) if m is not None else None for m, s in zip(maps, noise_strength, strict=True)]
+        return maps
+
+    def synthesis(
+        self,
+        ws: torch.Tensor,
+        *,
+        noise_mode: NoiseMode = "const",
+        noise_strength: Sequence[float] | None = None,
+        noise: Sequence[torch.Tensor] | None = None,
+        max_resolution: int | None = None,
+        cache: SynthesisCache | None = None,
+    ) -> torch.Tensor:
+        """Render ``ws`` [N, num_ws, w_dim] to images [N, 3, H, W] in [-1, 1].
+
+        Args:
+            ws: one style vector per style input.
+            noise_mode: "const" uses the stored noise maps, "random" draws new ones, "none" adds none.
+            noise_strength: per-layer multipliers of the noise maps ([num_layers] floats).
+            noise: explicit noise maps (one per layer, [N or 1, 1, r, r]); overrides noise_mode.
+            max_resolution: stop at this block and return its running image (a cheap preview).
+            cache: per-block activations to resume from the first block whose rows changed.
+        """
+        check_shape(ws, (None, self.num_ws, self.w_dim), "ws")
+        batch = ws.shape[0]
+        maps = self._noise(noise_mode, batch, noise_strength, noise)
+        last_block = len(self.channels) - 1
+        if max_resolution is not None:
+            if max_resolution not in self.block_resolutions():
+                raise ValueError(f"max_resolution must be one of {self.block_resolutions()}")
+            last_block = self.block_resolutions().index(max_resolution)
+
+        rows = self.block_rows()
+        start = 0
+        x: torch.Tensor | None = None
+        skip: torch.Tensor | None = None
+        use_cache = cache is not None and noise_mode != "random" and noise is None
+        if use_cache:
+            assert cache is not None
+            key = (noise_mode, tuple(noise_strength or ()), batch, ws.dtype, ws.device)
+            if cache.key != key:
+                cache.clear()
+                cache.key = key
+            while (
+                start < len(cache.blocks)
+                and start <= last_block
+                and torch.equal(cache.blocks[start].rows, ws[:, rows[start]])
+            ):
+                start += 1
+            cache.last_start_block = start
+            if start > last_block:  # nothing the requested image depends on has changed
+                return cache.blocks[last_block].skip
+            del cache.blocks[start:]
+            if start > 0:
+                x, skip = cache.blocks[start - 1].x, cache.blocks[start - 1].skip
+
+        for block in range(start, last_block + 1):
+            if block == 0:
+                x = self.input(batch)
+                x = self.conv1(x, ws[:, 0], maps[0])
+                skip = self.to_rgb1(x, ws[:, 1])
+            else:
+                i = 2 * block - 1
+                x = self.convs[2 * block - 2](x, ws[:, i], maps[i])
+                x = self.convs[2 * block - 1](x, ws[:, i + 1], maps[i + 1])
+                skip = self.to_rgbs[block - 1](x, ws[:, i + 2], skip)
+            if use_cache:
+                assert cache is not None and x is not None and skip is not None
+                cache.blocks.append(_CachedBlock(ws[:, rows[block]].clone(), x, skip))
+        assert skip is not None
+        return skip
+
+
+def stylegan2_from_architecture(arch: dict[str, Any]) -> StyleGAN2Generator:
+    """Build a generator from the ``architecture()`` dict (used by the native file format)."""
+    allowed = {"resolution", "channels", "z_dim", "w_dim", "mapping_layers", "lr_mlp", "conv_clamp"}
+    unknown = set(arch) - allowed
+    if unknown:
+        raise ValueError(f"unknown StyleGAN2 architecture keys: {sorted(unknown)}")
+    return StyleGAN2Generator(**arch)
+
