@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -19,7 +20,9 @@ from PySide6.QtWidgets import (
     QSlider,
     QSpinBox,
     QStackedWidget,
+    QTabWidget,
     QToolBar,
+    QWidget,
 )
 
 from app.errors import ErrorReport, show_error
@@ -83,6 +86,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.stack)
 
         self._build_sample_toolbar()
+        self._build_docks()
         self._build_status_bar()
         self.actions_by_name = self._build_menus()
         self._set_model_controls_enabled(False)
@@ -142,6 +146,31 @@ class MainWindow(QMainWindow):
         self.truncation_label.setMinimumWidth(40)
         toolbar.addWidget(self.truncation_label)
 
+    def _build_docks(self) -> None:
+        # Panels add themselves as tabs (right) or dock widgets (left) through add_panel/add_side_panel.
+        self.panel_tabs = QTabWidget()
+        self.panel_tabs.setObjectName("panelTabs")
+        self.panel_dock = QDockWidget("Edit", self)
+        self.panel_dock.setObjectName("panelDock")
+        self.panel_dock.setWidget(self.panel_tabs)
+        self.panel_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel_dock)
+        self.panel_dock.hide()
+
+    def add_panel(self, widget: QWidget, title: str) -> None:
+        """Add a right-hand tab (Attributes, Style mixing, ...)."""
+        self.panel_tabs.addTab(widget, title)
+        self.panel_dock.show()
+
+    def add_side_panel(self, widget: QWidget, title: str, object_name: str) -> QDockWidget:
+        """Add a dock on the left (e.g. the history of edits)."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(object_name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        return dock
+
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.status_model = QLabel("No model")
@@ -174,7 +203,7 @@ class MainWindow(QMainWindow):
             return action
 
         menu_bar = self.menuBar()
-        menus = {name: menu_bar.addMenu(name) for name in ("&File", "&Edit", "&Help")}
+        menus = {name: menu_bar.addMenu(name) for name in ("&File", "&Edit", "&View", "&Train", "&Help")}
         add("&File", "openModel", "&Open model…", self.choose_model, QKeySequence.StandardKey.Open)
         self.recent_menu = menus["&File"].addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
@@ -194,6 +223,7 @@ class MainWindow(QMainWindow):
         menus["&Edit"].addSeparator()
         add("&Edit", "randomSeed", "Random &seed", self.random_seed, "Ctrl+R")
 
+        menus["&View"].addAction(self.panel_dock.toggleViewAction())
         add("&Help", "about", "&About Latent Studio", self.show_about)
         self.menus = menus
         return actions

@@ -123,6 +123,48 @@ def _few(keys: list[str]) -> str:
     return shown + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
 
 
+def write_network_file(
+    path: str | Path, tensors: Mapping[str, torch.Tensor], header: Mapping[str, Any], *,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write tensors plus a JSON header atomically as safetensors (any network the app saves).
+
+    ``header`` must hold ``kind``; ``schema_version`` is added.
+    """
+    path = Path(path)
+    prepared = {}
+    for key, value in tensors.items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        prepared[key] = value.contiguous()
+    full_header = {"schema_version": SCHEMA_VERSION, **header}
+    metadata = {METADATA_KEY: json.dumps(full_header)}
+    atomic_write(path, lambda tmp: save_file(prepared, str(tmp), metadata=metadata))
+    return path
+
+
+def read_network_file(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a file written by ``write_network_file`` and check it holds a network of ``kind``.
+
+    Raises:
+        CheckpointError: missing, corrupted, or another kind of file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "file not found")
+    tensors, metadata = read_file(path)
+    try:
+        header = json.loads(metadata[METADATA_KEY])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(path, "not a Latent Studio network file") from exc
+    if header.get("kind") != kind:
+        raise CheckpointError(path, f"holds a {header.get('kind')!r} network, not a {kind!r}")
+    if header.get("schema_version", 0) > SCHEMA_VERSION:
+        raise CheckpointError(path, "written by a newer version of the app")
+    return tensors, header
+
+
 def save_generator(
     generator: Generator,
     path: str | Path,
@@ -140,22 +182,13 @@ def save_generator(
         name: display name stored in the file; defaults to ``generator.name``.
         provenance: JSON-compatible facts about where the weights come from.
     """
-    path = Path(path)
-    tensors = {}
-    for key, value in generator.state_dict().items():
-        value = value.detach().cpu()
-        if dtype is not None and value.is_floating_point():
-            value = value.to(dtype)
-        tensors[key] = value.contiguous()
     header = {
-        "schema_version": SCHEMA_VERSION,
         "kind": generator.kind,
         "architecture": generator.architecture(),
-        "name": name or generator.name or path.stem,
+        "name": name or generator.name or Path(path).stem,
         "provenance": dict(provenance if provenance is not None else generator.provenance),
     }
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(header)}))
-    return path
+    return write_network_file(path, generator.state_dict(), header, dtype=dtype)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
