@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from models.errors import CheckpointError, UnsupportedFormatError
-from models.formats import inspect_checkpoint, load_generator_file
+from models.discriminator import StyleGAN2Discriminator
+from models.formats import inspect_checkpoint, load_discriminator_file, load_generator_file
 from models.formats.native import save_generator
 from models.generator import (
     Generator,
@@ -28,10 +29,12 @@ __all__ = [
     "CheckpointError",
     "Generator",
     "NoiseMode",
+    "StyleGAN2Discriminator",
     "UnsupportedFormatError",
     "default_model_path",
     "inspect_checkpoint",
     "load_default",
+    "load_discriminator",
     "load_generator",
     "parse_seeds",
     "save_generator",
@@ -54,6 +57,23 @@ def load_generator(path: str | Path, device: str | torch.device | None = None) -
     target = resolve_device(device)
     generator = load_generator_file(path)
     return generator.to(target)
+
+
+def load_discriminator(
+    path: str | Path, device: str | torch.device | None = None
+) -> StyleGAN2Discriminator | None:
+    """Load the discriminator a checkpoint carries, in rosinality's layout, or None if it has none.
+
+    Reads the ``d`` entry of rosinality files and the ``D`` of NVIDIA ADA pickles (residual,
+    unconditional ones; others give None and a log message). Eval mode, fp32, no gradients.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable or corrupted.
+        ValueError: the device is unknown or unavailable.
+    """
+    target = resolve_device(device)
+    discriminator = load_discriminator_file(path)
+    return discriminator.to(target) if discriminator is not None else None
 
 
 def default_model_path() -> Path | None:

@@ -17,6 +17,7 @@ unpickling.
 from __future__ import annotations
 
 import enum
+import logging
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -26,9 +27,12 @@ from typing import Any
 
 import torch
 
+from models.discriminator import StyleGAN2Discriminator
 from models.errors import CheckpointError, UnsupportedFormatError
 from models.formats import native, rosinality
 from models.generator import Generator
+
+log = logging.getLogger(__name__)
 
 # Legacy (pre-1.6) torch.save files start with a pickled magic number: protocol 2, then LONG1.
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
@@ -175,6 +179,33 @@ def load_generator_file(path: str | Path) -> Generator:
         keys = ", ".join(sorted(str(k) for k in payload)[:8])
         detail += f" (top-level keys: {keys})"
     raise UnsupportedFormatError(path, tried or [container.value], detail)
+
+
+def load_discriminator_file(path: str | Path) -> StyleGAN2Discriminator | None:
+    """Load the discriminator stored in a checkpoint (CPU, fp32, eval mode), or None if it has none.
+
+    Layout modules that can hold a discriminator expose
+    ``build_discriminator(payload, path) -> StyleGAN2Discriminator | None``.
+
+    Raises:
+        CheckpointError: missing, unreadable or corrupted file; a damaged discriminator entry.
+    """
+    path = Path(path)
+    container = sniff_container(path)
+    if container is Container.UNKNOWN:
+        raise UnsupportedFormatError(
+            path, [c.value for c in Container if c is not Container.UNKNOWN], "unrecognised file content"
+        )
+    payload = _read_payload(path, container)
+    for layout in LAYOUTS:
+        build = getattr(layout, "build_discriminator", None)
+        if container not in layout.CONTAINERS or build is None:
+            continue
+        discriminator = build(payload, path)
+        if discriminator is not None:
+            return discriminator
+    log.info("%s: no usable discriminator in this checkpoint", path)
+    return None
 
 
 def inspect_checkpoint(path: str | Path) -> CheckpointInfo:

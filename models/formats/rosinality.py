@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from models.discriminator import StyleGAN2Discriminator
 from models.errors import CheckpointError
 from models.formats.native import load_state_dict_strict
 from models.generator import CheckpointSource, Generator
@@ -103,3 +104,45 @@ def build(payload: dict[str, Any], path: Path) -> Generator:
 def _kernel_for(key: str) -> torch.Tensor:
     # Both the up-conv blur and the ToRGB upsample kernel are the [1,3,3,1] FIR times 4.
     return make_kernel(BLUR_KERNEL) * 4
+
+
+_D_MARKER = "final_linear.0.weight"
+
+
+def discriminator_state(payload: Any) -> dict[str, torch.Tensor] | None:
+    """The rosinality discriminator state (the ``d`` entry), or None when the file has none."""
+    if not isinstance(payload, dict):
+        return None
+    state = payload.get("d")
+    if isinstance(state, dict) and _D_MARKER in state:
+        return state
+    return payload if _D_MARKER in payload and "convs.0.0.weight" in payload else None
+
+
+def build_discriminator(payload: Any, path: Path) -> StyleGAN2Discriminator | None:
+    """Build the discriminator stored beside the generator, or None when there is none.
+
+    Resolution and channels are read off the tensors: ``convs.0`` maps RGB to C(resolution) and
+    residual block i halves the size to C(resolution / 2^i).
+
+    Raises:
+        CheckpointError: a ``d`` entry is present but incomplete or inconsistent.
+    """
+    state = discriminator_state(payload)
+    if state is None:
+        return None
+    try:
+        num_blocks = sum(1 for key in state if re.fullmatch(r"convs\.\d+\.conv2\.1\.weight", key))
+        by_resolution = [int(state["convs.0.0.weight"].shape[0])]
+        for block in range(1, num_blocks + 1):
+            by_resolution.append(int(state[f"convs.{block}.conv2.1.weight"].shape[0]))
+    except KeyError as exc:
+        raise CheckpointError(path, f"incomplete rosinality discriminator (no tensor {exc})") from exc
+    resolution = 2 ** (num_blocks + 2)
+    discriminator = StyleGAN2Discriminator(resolution, list(reversed(by_resolution)))
+    state = dict(state)
+    for key in discriminator.state_dict():
+        if key not in state and key.endswith(".kernel"):
+            state[key] = make_kernel(BLUR_KERNEL)  # the down-sampling blur, normalised to sum 1
+    load_state_dict_strict(discriminator, state, path)
+    return discriminator.float().eval().requires_grad_(False)
