@@ -7,9 +7,10 @@ sends it ``RenderArgs`` values and gets ``RenderResult`` values back; it never s
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +18,14 @@ import torch
 from editors.images import save_rgb
 from models.generator import Generator, NoiseMode, seed_to_z, to_rgb_u8
 from models.jobs import OnStep, Progress, ShouldStop, check_stop, report
+
+if TYPE_CHECKING:
+    from editors.mixing import LatentSource
+    from editors.state import EditState
+
+# Called by the render thread after a full-resolution frame of an edited latent:
+# (generator, unedited ws [1, num_ws, w_dim], edited images [1, 3, H, W]) -> distance or None.
+IdentityProbe = Callable[[Generator, torch.Tensor, torch.Tensor], "float | None"]
 
 
 def render_seeds(
@@ -53,7 +62,11 @@ def render_seeds(
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RenderArgs:
-    """Everything that decides one interactive frame."""
+    """Everything that decides one interactive frame.
+
+    ``seed``/``ws``/``truncation_psi`` give the unedited latent and ``noise_*`` the noise;
+    ``state`` (when given) adds the edits: attribute and component sliders and style mixing.
+    """
 
     seed: int | None = 0  # draw w from this seed, unless ``ws`` is given
     ws: np.ndarray | None = None  # [num_ws, w_dim] float32 latent to render as is
@@ -61,17 +74,27 @@ class RenderArgs:
     noise_mode: NoiseMode = "const"
     noise_strength: tuple[float, ...] | None = None  # per-layer noise multipliers
     draft: bool = False  # reduced resolution while a slider is held
+    state: EditState | None = None  # the edits to resolve on top of the base latent
+    measure_identity: bool = False  # also report the identity drift of the edit
 
     def same_as(self, other: RenderArgs | None) -> bool:
         """True when rendering ``other`` would give the same picture."""
+        from editors.state import states_equal
+
         if other is None:
             return False
         if (self.ws is None) != (other.ws is None):
             return False
         if self.ws is not None and other.ws is not None and not np.array_equal(self.ws, other.ws):
             return False
-        return (self.seed, self.truncation_psi, self.noise_mode, self.noise_strength, self.draft) == (
-            other.seed, other.truncation_psi, other.noise_mode, other.noise_strength, other.draft
+        if not states_equal(self.state, other.state):
+            return False
+        return (
+            self.seed, self.truncation_psi, self.noise_mode, self.noise_strength, self.draft,
+            self.measure_identity,
+        ) == (
+            other.seed, other.truncation_psi, other.noise_mode, other.noise_strength, other.draft,
+            other.measure_identity,
         ) and self.noise_mode != "random"
 
 
@@ -80,25 +103,31 @@ class RenderResult:
     """One rendered frame."""
 
     rgb: np.ndarray  # [H, W, 3] uint8
-    ws: np.ndarray  # [num_ws, w_dim] float32, the latent actually rendered
+    ws: np.ndarray  # [num_ws, w_dim] float32, the latent actually rendered (edits resolved)
     render_ms: float  # wall time of the render
     draft: bool  # rendered at reduced resolution
+    state: EditState | None = None  # the edit state this frame shows
+    start_block: int = 0  # first synthesis block recomputed (0 = full render; cache statistics)
+    identity_distance: float | None = None  # drift from the unedited face, when measured
 
 
 @dataclass(slots=True)
 class Renderer:
     """Renders ``RenderArgs`` with one generator, reusing mapped seeds and cached activations.
 
-    Not thread-safe: one thread (the GUI's render thread) owns it.
+    Edits are resolved here, on the render thread, because a seed's latent needs the mapping
+    network. Not thread-safe: one thread (the GUI's render thread) owns it.
     """
 
     generator: Generator
     draft_resolution: int = 128  # preview size used while dragging on large models
+    identity_probe: IdentityProbe | None = None  # drift measure; None = look for editors.identity
     _w_cache: dict[int, torch.Tensor] = field(default_factory=dict)
     _synthesis_cache: object | None = None
+    _probe_checked: bool = False
 
     def __post_init__(self) -> None:
-        from models.stylegan2 import SynthesisCache, StyleGAN2Generator
+        from models.stylegan2 import StyleGAN2Generator, SynthesisCache
 
         if isinstance(self.generator, StyleGAN2Generator):
             self._synthesis_cache = SynthesisCache()
@@ -113,17 +142,44 @@ class Renderer:
                 self._w_cache[seed] = self.generator.mapping(z)[0]
         return self._w_cache[seed]
 
-    def resolve_ws(self, args: RenderArgs) -> torch.Tensor:
-        """The ws [1, num_ws, w_dim] that ``args`` describes."""
-        generator = self.generator
+    def seed_ws(self, seed: int, truncation_psi: float) -> np.ndarray:
+        """The truncated latent of ``seed`` broadcast to every row, [num_ws, w_dim] float32."""
+        with torch.inference_mode():
+            w = self.generator.truncate(self.w_for_seed(seed)[None], truncation_psi)
+            ws = self.generator.broadcast(w)[0]
+        return ws.float().cpu().numpy()
+
+    def source_ws(self, source: LatentSource) -> np.ndarray:
+        """The latent [num_ws, w_dim] of a style-mixing donor (or any ``LatentSource``)."""
+        if source.ws is not None:
+            return self._check_rows(np.asarray(source.ws, np.float32), "the donor latent")
+        assert source.seed is not None
+        return self.seed_ws(source.seed, source.truncation_psi)
+
+    def _check_rows(self, ws: np.ndarray, what: str) -> np.ndarray:
+        shape = (self.generator.num_ws, self.generator.w_dim)
+        if ws.size == shape[0] * shape[1]:
+            return ws.reshape(shape)
+        raise ValueError(f"{what} has shape {list(ws.shape)}; this model needs {list(shape)}")
+
+    def base_ws(self, args: RenderArgs) -> np.ndarray:
+        """The unedited latent of ``args``, [num_ws, w_dim] float32."""
         if args.ws is not None:
-            ws = torch.as_tensor(np.asarray(args.ws, dtype=np.float32), device=generator.device)
-            return ws.reshape(1, generator.num_ws, generator.w_dim)
+            return self._check_rows(np.asarray(args.ws, dtype=np.float32), "the latent")
         if args.seed is None:
             raise ValueError("RenderArgs needs a seed or ws")
-        with torch.inference_mode():
-            w = generator.truncate(self.w_for_seed(args.seed)[None], args.truncation_psi)
-            return generator.broadcast(w)
+        return self.seed_ws(args.seed, args.truncation_psi)
+
+    def resolve_ws(self, args: RenderArgs) -> torch.Tensor:
+        """The ws [1, num_ws, w_dim] that ``args`` describes, edits included."""
+        from editors.state import resolve_ws
+
+        base = self.base_ws(args)
+        if args.state is not None:
+            mix = args.state.mix
+            donor = self.source_ws(mix.donor) if mix is not None and mix.is_active else None
+            base = resolve_ws(args.state, base, donor)
+        return torch.from_numpy(np.ascontiguousarray(base)).to(self.generator.device)[None]
 
     def render(self, args: RenderArgs) -> RenderResult:
         """Render one frame."""
@@ -131,18 +187,50 @@ class Renderer:
         generator = self.generator
         ws = self.resolve_ws(args)
         options: dict[str, object] = {}
-        if self._synthesis_cache is not None:
-            options["cache"] = self._synthesis_cache
+        cache = self._synthesis_cache
+        if cache is not None:
+            options["cache"] = cache
             if args.noise_strength is not None:
                 options["noise_strength"] = args.noise_strength
             if args.draft and generator.resolution > self.draft_resolution:
                 options["max_resolution"] = self.draft_resolution
         with torch.inference_mode():
             images = generator.synthesis(ws, noise_mode=args.noise_mode, **options)
+        distance = None
+        if args.measure_identity and not options.get("max_resolution"):
+            distance = self._identity_distance(args, images)
         rgb = to_rgb_u8(images)[0]
         return RenderResult(
             rgb=rgb,
             ws=ws[0].detach().cpu().numpy().astype(np.float32),
             render_ms=(time.perf_counter() - start) * 1000.0,
             draft=bool(options.get("max_resolution")),
+            state=args.state,
+            start_block=int(getattr(cache, "last_start_block", 0)) if cache is not None else 0,
+            identity_distance=distance,
         )
+
+    def _identity_distance(self, args: RenderArgs, images: torch.Tensor) -> float | None:
+        if args.state is None or not args.state.has_edits:
+            return 0.0
+        probe = self.identity_probe
+        if probe is None and not self._probe_checked:
+            self._probe_checked = True
+            probe = self.identity_probe = find_identity_probe()
+        if probe is None:
+            return None
+        unedited = torch.from_numpy(self.base_ws(args)).to(self.generator.device)[None]
+        with torch.inference_mode():
+            return probe(self.generator, unedited, images)
+
+
+def find_identity_probe() -> IdentityProbe | None:
+    """The identity-drift measure from ``editors.identity`` when that module is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("editors.identity") is None:
+        return None
+    from editors import identity
+
+    factory = getattr(identity, "make_identity_probe", None)
+    return factory() if callable(factory) else None
