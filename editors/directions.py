@@ -531,15 +531,8 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return path, path.with_suffix(".npz")
 
 
-def save_directions(directions: DirectionSet, path: str | Path) -> Path:
-    """Write ``directions`` atomically as ``path`` (JSON index) plus ``path`` with ``.npz``.
-
-    Returns:
-        The JSON path.
-    """
-    json_path, npz_path = _paths(path)
-    if not directions.directions:
-        raise ValueError("there are no directions to save")
+def directions_to_json(directions: DirectionSet) -> tuple[dict[str, Any], FloatArray]:
+    """Split a set into JSON data (names, layers, metrics, provenance) and vectors [K, w_dim]."""
     entries = [
         {
             "name": d.name,
@@ -551,15 +544,59 @@ def save_directions(directions: DirectionSet, path: str | Path) -> Path:
         for d in directions
     ]
     index = {
-        "kind": FILE_KIND,
-        "schema_version": SCHEMA_VERSION,
         "model_fingerprint": directions.fingerprint,
         "model_name": directions.model_name,
         "w_dim": directions.w_dim,
-        "vectors_file": npz_path.name,
         "directions": entries,
     }
-    vectors = directions.matrix()
+    return index, directions.matrix()
+
+
+def directions_from_json(
+    index: Mapping[str, Any], vectors: np.ndarray, source: Path | None = None
+) -> DirectionSet:
+    """Rebuild a set from ``directions_to_json`` output.
+
+    Raises:
+        ValueError: the data is inconsistent (counts, shapes, names, layer ranges).
+    """
+    entries = index.get("directions")
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if not isinstance(entries, list) or vectors.ndim != 2 or vectors.shape[0] != len(entries):
+        raise ValueError(
+            f"the index lists {len(entries) if isinstance(entries, list) else '?'} directions "
+            f"but there are {vectors.shape[0] if vectors.ndim == 2 else '?'} vectors"
+        )
+    try:
+        directions = tuple(
+            Direction(
+                name=str(entry["name"]),
+                vector=vectors[row],
+                layers=tuple(entry["layers"]) if entry.get("layers") is not None else None,
+                space=entry.get("space", "w"),
+                metrics=entry.get("metrics") or {},
+                fitted_with=entry.get("fitted_with") or {},
+            )
+            for row, entry in enumerate(entries)
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"invalid direction entry ({exc})") from exc
+    return DirectionSet(
+        directions, index.get("model_fingerprint"), str(index.get("model_name") or ""), source
+    )
+
+
+def save_directions(directions: DirectionSet, path: str | Path) -> Path:
+    """Write ``directions`` atomically as ``path`` (JSON index) plus ``path`` with ``.npz``.
+
+    Returns:
+        The JSON path.
+    """
+    json_path, npz_path = _paths(path)
+    if not directions.directions:
+        raise ValueError("there are no directions to save")
+    data, vectors = directions_to_json(directions)
+    index = {"kind": FILE_KIND, "schema_version": SCHEMA_VERSION, "vectors_file": npz_path.name, **data}
 
     def write_npz(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
@@ -596,30 +633,11 @@ def load_directions(path: str | Path) -> DirectionSet:
             vectors = np.asarray(data["vectors"], dtype=np.float32)
     except (OSError, ValueError, KeyError) as exc:
         raise DirectionFileError(npz_path, f"not a readable vector file ({exc})") from exc
-    entries = index.get("directions")
-    if not isinstance(entries, list) or vectors.ndim != 2 or vectors.shape[0] != len(entries):
-        raise DirectionFileError(
-            json_path,
-            f"the index lists {len(entries) if isinstance(entries, list) else '?'} directions "
-            f"but {npz_path.name} holds {vectors.shape[0] if vectors.ndim == 2 else '?'} vectors",
-        )
     try:
-        directions = tuple(
-            Direction(
-                name=str(entry["name"]),
-                vector=vectors[row],
-                layers=tuple(entry["layers"]) if entry.get("layers") is not None else None,
-                space=entry.get("space", "w"),
-                metrics=entry.get("metrics") or {},
-                fitted_with=entry.get("fitted_with") or {},
-            )
-            for row, entry in enumerate(entries)
-        )
-        return DirectionSet(
-            directions, index.get("model_fingerprint"), str(index.get("model_name") or ""), json_path
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DirectionFileError(json_path, f"invalid direction entry ({exc})") from exc
+        return directions_from_json(index, vectors, json_path)
+    except ValueError as exc:
+        message = str(exc).replace("there are", f"{npz_path.name} holds")
+        raise DirectionFileError(json_path, message) from exc
 
 
 def check_compatible(directions: DirectionSet, w_dim: int, space: Space) -> None:
