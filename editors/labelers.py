@@ -130,8 +130,20 @@ def head_pose(landmarks: npt.ArrayLike, image_size: tuple[int, int]) -> tuple[fl
     indices = sorted(FACE_MODEL_POINTS)
     model = np.array([FACE_MODEL_POINTS[i] for i in indices], np.float64)
     image_points = points[indices]
+    camera = camera_matrix(image_size)
+    # Start from a frontal face in front of the camera at the distance its eye span implies;
+    # without a guess the solver can settle on the mirror solution behind the camera.
+    model_span = float(np.linalg.norm(np.subtract(FACE_MODEL_POINTS[45], FACE_MODEL_POINTS[36])))
+    image_span = max(float(np.linalg.norm(points[45] - points[36])), 1e-6)
+    depth = camera[0, 0] * model_span / image_span
+    nose = points[30]
+    tvec = np.array(
+        [(nose[0] - camera[0, 2]) * depth / camera[0, 0], (nose[1] - camera[1, 2]) * depth / camera[1, 1], depth]
+    ).reshape(3, 1)
+    rvec = np.zeros((3, 1))
     ok, rvec, _ = cv2.solvePnP(
-        model, image_points, camera_matrix(image_size), np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE
+        model, image_points, camera, np.zeros(4), rvec, tvec, useExtrinsicGuess=True,
+        flags=cv2.SOLVEPNP_ITERATIVE,
     )
     if not ok:
         return (math.nan, math.nan, math.nan)
