@@ -273,3 +273,35 @@ def test_decision_function_orders_samples() -> None:
     scores = estimator.decision_function(w)
     assert scores.shape == (200,)
     assert math.isclose(float(np.corrcoef(scores, w @ truth)[0, 1]), 1.0, abs_tol=0.02)
+
+
+def test_cli_edit_applies_directions(tiny_checkpoint, tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from editors.cli import main
+    from editors.rendering import Renderer
+    from editors.state import EditState
+    from models import load_generator
+
+    model = tiny_checkpoint(resolution=16)
+    generator = load_generator(model, "cpu")
+    rng = np.random.default_rng(8)
+    directions = DirectionSet(
+        (Direction("smile", rng.normal(size=32), metrics={"std": 0.5}), Direction("age", rng.normal(size=32))),
+        fingerprint=generator.fingerprint(),
+    )
+    save_directions(directions, default_directions_path(model))
+    w = rng.normal(size=(1, generator.num_ws, 32)).astype(np.float32)
+    latent = tmp_path / "latent.npz"
+    np.savez(latent, w=w, metadata=np.array("{}"))
+    out = tmp_path / "edited.png"
+    code = main(["edit", str(latent), "--model", str(model), "--direction", "smile=+2", "--out", str(out)])
+    assert code == 0 and "wrote" in capsys.readouterr().out
+    # Reference: +2σ = 2 * 0.5 latent units along the unit vector, on every row.
+    expected_ws = w[0] + 1.0 * directions["smile"].vector
+    expected = Renderer(generator).render(EditState(seed=None, base_ws=expected_ws).render_args()).rgb
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+    code = main(["edit", str(latent), "--model", str(model), "--direction", "frown=1", "--out", str(out)])
+    assert code == 2 and "no direction called frown; it has smile, age" in capsys.readouterr().err
+    code = main(["edit", str(latent), "--model", str(model), "--direction", "smile", "--out", str(out)])
+    assert code == 2 and "use NAME=AMOUNT" in capsys.readouterr().err
