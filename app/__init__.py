@@ -23,20 +23,23 @@ def ensure_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def create_window(model: str | Path | None = None, device: str | None = None) -> MainWindow:
+def create_window(
+    model: str | Path | None = None, device: str | None = None, *, load_default: bool = True
+) -> MainWindow:
     """Build and show the main window without entering the event loop.
 
     Args:
-        model: checkpoint to open; None opens the built-in demo model when it is installed,
-            otherwise the welcome panel.
+        model: checkpoint to open; None opens the built-in demo model when it is installed
+            (and ``load_default``), otherwise the welcome panel.
         device: "cpu", "cuda" or None (CUDA when present).
+        load_default: open the demo model when no ``model`` is given.
     """
     from models import default_model_path
 
     ensure_application()
     window = MainWindow(device=device)
     window.show()
-    target = Path(model) if model is not None else default_model_path()
+    target = Path(model) if model is not None else (default_model_path() if load_default else None)
     if target is not None:
         window.open_model(target)
     return window

@@ -1,0 +1,46 @@
+"""GUI fixtures: a main-window factory that cleans up its threads, settings in a temp folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+
+
+@pytest.fixture(autouse=True)
+def _temp_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    folder = tmp_path_factory.mktemp("settings")
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+
+
+@pytest.fixture
+def make_main_window(qtbot) -> Iterator[Callable[..., object]]:
+    """Factory: ``make_main_window(model=PATH_or_None, wait=True, load_default=False)`` -> MainWindow.
+
+    With ``wait`` (and a model), returns once the model is loaded and its first frame is shown.
+    Every window is closed at teardown, which stops its jobs and render thread.
+    """
+    from app import create_window
+
+    windows = []
+
+    def make(model: Path | None = None, wait: bool = True, load_default: bool = False):
+        window = create_window(model=None, device="cpu", load_default=load_default)
+        qtbot.addWidget(window)
+        windows.append(window)
+        if model is not None:
+            if wait:
+                with qtbot.waitSignal(window.session.frame_ready, timeout=30000):
+                    window.open_model(model)
+            else:
+                window.open_model(model)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+        assert window.render_service._thread.isFinished()
+        assert not window.jobs.running()
+
