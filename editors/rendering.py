@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from editors.state import EditState
 
 # Called by the render thread after a full-resolution frame of an edited latent:
-# (generator, unedited ws [1, num_ws, w_dim], edited images [1, 3, H, W]) -> distance or None.
-IdentityProbe = Callable[[Generator, torch.Tensor, torch.Tensor], "float | None"]
+# (unedited rgb [H, W, 3] uint8, edited rgb [H, W, 3] uint8) -> distance, or None if unmeasurable.
+IdentityProbe = Callable[[np.ndarray, np.ndarray], "float | None"]
 
 
 def render_seeds(
@@ -125,6 +125,7 @@ class Renderer:
     _w_cache: dict[int, torch.Tensor] = field(default_factory=dict)
     _synthesis_cache: object | None = None
     _probe_checked: bool = False
+    _reference: tuple[object, np.ndarray] | None = None  # unedited picture for identity drift
 
     def __post_init__(self) -> None:
         from models.stylegan2 import StyleGAN2Generator, SynthesisCache
@@ -196,10 +197,10 @@ class Renderer:
                 options["max_resolution"] = self.draft_resolution
         with torch.inference_mode():
             images = generator.synthesis(ws, noise_mode=args.noise_mode, **options)
+        rgb = to_rgb_u8(images)[0]
         distance = None
         if args.measure_identity and not options.get("max_resolution"):
-            distance = self._identity_distance(args, images)
-        rgb = to_rgb_u8(images)[0]
+            distance = self._identity_distance(args, rgb)
         return RenderResult(
             rgb=rgb,
             ws=ws[0].detach().cpu().numpy().astype(np.float32),
@@ -210,7 +211,7 @@ class Renderer:
             identity_distance=distance,
         )
 
-    def _identity_distance(self, args: RenderArgs, images: torch.Tensor) -> float | None:
+    def _identity_distance(self, args: RenderArgs, rgb: np.ndarray) -> float | None:
         if args.state is None or not args.state.has_edits:
             return 0.0
         probe = self.identity_probe
@@ -219,18 +220,103 @@ class Renderer:
             probe = self.identity_probe = find_identity_probe()
         if probe is None:
             return None
-        unedited = torch.from_numpy(self.base_ws(args)).to(self.generator.device)[None]
-        with torch.inference_mode():
-            return probe(self.generator, unedited, images)
+        return probe(self._unedited_rgb(args), rgb)
+
+    def _unedited_rgb(self, args: RenderArgs) -> np.ndarray:
+        base = self.base_ws(args)
+        key = (base.tobytes(), args.noise_mode, args.noise_strength)
+        if self._reference is None or self._reference[0] != key:
+            options: dict[str, object] = {}
+            if args.noise_strength is not None:
+                options["noise_strength"] = args.noise_strength
+            ws = torch.from_numpy(np.ascontiguousarray(base)).to(self.generator.device)[None]
+            with torch.inference_mode():
+                images = self.generator.synthesis(ws, noise_mode=args.noise_mode, **options)
+            self._reference = (key, to_rgb_u8(images)[0])
+        return self._reference[1]
+
+
+class IdentityDriftProbe:
+    """Identity drift with ``editors.identity.IdentityMeter``: one meter per unedited picture.
+
+    Returns None when the unedited picture has no detectable face (nothing to compare with).
+    """
+
+    def __init__(self) -> None:
+        self._reference_key: bytes | None = None
+        self._meter: object | None = None
+
+    def __call__(self, reference: np.ndarray, edited: np.ndarray) -> float | None:
+        import hashlib
+
+        from editors.identity import IdentityMeter
+
+        key = hashlib.sha1(reference.tobytes()).digest()
+        if key != self._reference_key:
+            self._reference_key = key
+            try:
+                self._meter = IdentityMeter(np.array(reference))
+            except ValueError:  # no face in the unedited picture
+                self._meter = None
+        if self._meter is None:
+            return None
+        return float(self._meter.distance(np.array(edited)))  # type: ignore[attr-defined]
 
 
 def find_identity_probe() -> IdentityProbe | None:
-    """The identity-drift measure from ``editors.identity`` when that module is installed."""
+    """An ``IdentityDriftProbe`` when ``editors.identity`` is installed, else None."""
     import importlib.util
 
     if importlib.util.find_spec("editors.identity") is None:
         return None
-    from editors import identity
+    return IdentityDriftProbe()
 
-    factory = getattr(identity, "make_identity_probe", None)
-    return factory() if callable(factory) else None
+
+def limit_identity_drift(
+    generator: Generator,
+    state: EditState,
+    name: str,
+    amount: float,
+    *,
+    kind: str = "attribute",
+    threshold: float = 0.6,
+    probe: IdentityProbe | None = None,
+    on_step: OnStep | None = None,
+    should_stop: ShouldStop | None = None,
+) -> float:
+    """The amount, between the current one and ``amount``, that keeps identity drift <= threshold.
+
+    "Preserve identity" mode: the slider asked for ``amount``; the edit is shortened by bisection
+    (``editors.identity.preserve_identity_step``) when the face would drift too far from the
+    unedited one. Returns ``amount`` unchanged when drift cannot be measured (no face).
+
+    Args:
+        generator: the model.
+        state: the state before the change.
+        name: the attribute (or component) that moves.
+        amount: the requested amount, latent units.
+        kind: "attribute" or "component".
+        threshold: the largest acceptable distance (0.6 = dlib's same-person boundary).
+        probe: drift measure; None = ``IdentityDriftProbe``.
+    """
+    from editors.identity import preserve_identity_step
+    from editors.state import with_amount, with_component
+
+    renderer = Renderer(generator)
+    probe = probe or IdentityDriftProbe()
+    change = with_amount if kind == "attribute" else with_component
+    amounts = state.attribute_amounts if kind == "attribute" else state.component_amounts
+    start = float(amounts.get(name, 0.0))
+    reference = renderer._unedited_rgb(state.render_args())
+    if probe(reference, reference) is None:
+        return amount
+
+    def distance_for(step: float) -> float:
+        rgb = renderer.render(change(state, name, start + step).render_args()).rgb
+        distance = probe(reference, rgb)
+        return float("inf") if distance is None else distance
+
+    step = preserve_identity_step(
+        distance_for, amount - start, threshold, on_step=on_step, should_stop=should_stop
+    )
+    return start + step.amount

@@ -165,8 +165,8 @@ def test_renderer_mixes_with_a_seed_donor_and_probes_identity(tiny_generator) ->
     generator = tiny_generator(resolution=16, w_dim=16)
     calls = []
 
-    def probe(gen, unedited, images):
-        calls.append((unedited.clone(), images.shape))
+    def probe(reference, edited):
+        calls.append((reference.copy(), edited.copy()))
         return 0.25
 
     renderer = Renderer(generator, identity_probe=probe)
@@ -176,10 +176,51 @@ def test_renderer_mixes_with_a_seed_donor_and_probes_identity(tiny_generator) ->
     with torch.inference_mode():
         own = generator.mapping(seed_to_z([2], 16))[0].numpy()
         donor = generator.mapping(seed_to_z([9], 16), truncation_psi=0.5)[0].numpy()
+        unedited = to_rgb_u8(generator.synthesis(torch.from_numpy(np.tile(own, (6, 1)))[None]))[0]
     t = np.array(mix.row_weights)[:, None]
     np.testing.assert_allclose(result.ws, own * (1 - t) + donor * t, atol=1e-5)
     assert result.identity_distance == 0.25
-    np.testing.assert_allclose(calls[0][0][0].numpy(), np.tile(own, (6, 1)), atol=1e-6)
+    np.testing.assert_array_equal(calls[0][0], unedited)
+    np.testing.assert_array_equal(calls[0][1], result.rgb)
     # An unedited state has no drift by definition; the probe is not called.
     assert renderer.render(EditState(seed=2).render_args(measure_identity=True)).identity_distance == 0.0
     assert len(calls) == 1
+    # Drafts are not measured (the read-out updates on release).
+    assert renderer.render(state.render_args(draft=True, measure_identity=True)).identity_distance is None or generator.resolution <= renderer.draft_resolution
+
+
+def test_limit_identity_drift_shrinks_the_step(tiny_generator) -> None:
+    from editors.rendering import limit_identity_drift
+
+    generator = tiny_generator(resolution=16, w_dim=16)
+    direction = Direction("smile", np.ones(16))
+    state = with_amount(EditState(seed=1, directions=DirectionSet((direction,))), "smile", 1.0)
+
+    # A stand-in meter: drift grows with the mean pixel change from the unedited picture.
+    def probe(reference, edited):
+        return float(np.abs(reference.astype(float) - edited.astype(float)).mean()) / 10.0
+
+    def drift(amount: float) -> float:
+        unedited = Renderer(generator).render(EditState(seed=1).render_args()).rgb
+        return probe(unedited, Renderer(generator).render(with_amount(state, "smile", amount).render_args()).rgb)
+
+    threshold = (drift(1.0) + drift(9.0)) / 2
+    limited = limit_identity_drift(generator, state, "smile", 9.0, threshold=threshold, probe=probe)
+    assert 1.0 < limited < 9.0
+    assert drift(limited) <= threshold
+    assert limit_identity_drift(generator, state, "smile", 1.5, threshold=100.0, probe=probe) == 1.5
+
+
+def test_identity_drift_probe_on_real_faces() -> None:
+    from PIL import Image
+
+    from editors.rendering import IdentityDriftProbe
+    from tests.conftest import shared_path
+
+    folder = shared_path("data", "celeba_10k", "images")
+    first, second = (np.asarray(Image.open(folder / name).convert("RGB")) for name in ("000001.jpg", "000002.jpg"))
+    probe = IdentityDriftProbe()
+    assert probe(first, first) == pytest.approx(0.0, abs=1e-6)
+    assert probe(first, second) > 0.6  # two different people (dlib's same-person boundary)
+    noise = np.random.default_rng(0).integers(0, 255, size=(64, 64, 3), dtype=np.uint8)
+    assert probe(noise, first) is None  # no face in the reference: nothing to measure
