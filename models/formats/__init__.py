@@ -29,7 +29,7 @@ import torch
 
 from models.discriminator import StyleGAN2Discriminator
 from models.errors import CheckpointError, UnsupportedFormatError
-from models.formats import native, nvidia_pkl, rosinality
+from models.formats import native, nvidia_pkl, pgan, rosinality
 from models.generator import Generator
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Container(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-LAYOUTS: tuple[ModuleType, ...] = (native, rosinality, nvidia_pkl)
+LAYOUTS: tuple[ModuleType, ...] = (native, rosinality, pgan, nvidia_pkl)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from models.errors import CheckpointError
 from models.generator import CheckpointSource, Generator
+from models.progan import progan_from_architecture
 from models.stylegan2 import stylegan2_from_architecture
 
 NAME = "latentstudio safetensors"
@@ -30,6 +31,7 @@ CONTAINERS = frozenset({"safetensors"})
 # kind -> function building an untrained network from its architecture dict
 BUILDERS: dict[str, Callable[[dict[str, Any]], Generator]] = {
     "stylegan2": stylegan2_from_architecture,
+    "progan": progan_from_architecture,
 }
 
 Payload = tuple[dict[str, torch.Tensor], dict[str, str]]
