@@ -174,6 +174,8 @@ def load_generator_file(path: str | Path) -> Generator:
             if not generator.name:
                 generator.name = path.stem
             return generator
+    if rosinality.discriminator_state(payload) is not None:
+        raise CheckpointError(path, "holds only a StyleGAN2 discriminator ('d'), no generator to open")
     detail = f"a {container} whose contents no layout recognises"
     if isinstance(payload, dict):
         keys = ", ".join(sorted(str(k) for k in payload)[:8])
