@@ -349,7 +349,8 @@ def _pyramid_down(image: torch.Tensor, quantize: bool) -> torch.Tensor | None:
     if height <= 8 or width <= 8:
         return None
     taps = torch.tensor(_PYRAMID_TAPS, dtype=image.dtype, device=image.device) / 16.0
-    # Separable, like dlib: rows then columns (exact on integers: sums stay below 2**16).
+    # Separable, like dlib (rows, then columns). On integer pixels every partial sum is a
+    # multiple of 1/256 below 256, so float64 is exact and the floor matches dlib's.
     down = F.conv2d(image, taps.reshape(1, 1, 1, 5).expand(3, 1, 1, 5), stride=(1, 2), groups=3)
     down = F.conv2d(down, taps.reshape(1, 1, 5, 1).expand(3, 1, 5, 1), stride=(2, 1), groups=3)
     down = down[:, :, :(height - 3) // 2, :(width - 3) // 2]
@@ -450,7 +451,9 @@ def cut_chips(images: torch.Tensor, transforms: torch.Tensor | npt.ArrayLike,
             respect to a tensor given here; the crop and pyramid level are not.
         size: chip side in pixels.
         quantize: truncate to integers where dlib does (after each pyramid level and after
-            sampling) to reproduce dlib's uint8 chip exactly; not differentiable.
+            sampling), in float64, to reproduce dlib's uint8 chip bit for bit from integer
+            pixel values; not differentiable. Without it, chips sit above dlib's by less than
+            one grey level per truncation (1 + pyramid levels).
 
     Returns:
         [N, 3, size, size] chips, dtype and device of ``images``.
