@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from models.errors import CheckpointError
 from models.jobs import Cancelled
 
-from editors.cli import edit, generate, info
+from editors.cli import download, edit, generate, info
 
-COMMANDS = (generate, info, edit)
+COMMANDS = (generate, info, edit, download)
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130
