@@ -1,0 +1,126 @@
+"""VGG16 trunk loading by torchvision key names, and the LPIPS-style distance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.errors import CheckpointError
+from models.vgg16 import (
+    LPIPS_SCALE,
+    LPIPS_SHIFT,
+    LPIPSDistance,
+    find_vgg16_weights,
+    load_vgg16,
+    vgg16_weights_path,
+)
+
+# torchvision's VGG16 (configuration D): conv indices and channels, pools at 4, 9, 16, 23, 30.
+CONV_LAYERS = {
+    0: (3, 64), 2: (64, 64), 5: (64, 128), 7: (128, 128), 10: (128, 256), 12: (256, 256),
+    14: (256, 256), 17: (256, 512), 19: (512, 512), 21: (512, 512), 24: (512, 512),
+    26: (512, 512), 28: (512, 512),
+}  # fmt: skip
+POOLS = {4, 9, 16, 23, 30}
+
+
+def torchvision_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state dict with torchvision's key names (random weights, small fake classifier)."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for index, (cin, cout) in CONV_LAYERS.items():
+        state[f"features.{index}.weight"] = (
+            torch.randn(cout, cin, 3, 3, generator=g) * (2 / (cin * 9)) ** 0.5
+        )
+        state[f"features.{index}.bias"] = torch.randn(cout, generator=g) * 0.1
+    for index in (0, 3, 6):  # the real classifier is [4096, 25088]...; only names matter here
+        state[f"classifier.{index}.weight"] = torch.randn(4, 4, generator=g)
+        state[f"classifier.{index}.bias"] = torch.randn(4, generator=g)
+    return state
+
+
+def naive_taps(state: dict[str, torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+    """relu1_2, relu2_2, relu3_3, relu4_3, relu5_3, computed layer by layer from the dict."""
+    taps = []
+    for index in range(30):
+        if index in CONV_LAYERS:
+            x = F.conv2d(
+                x, state[f"features.{index}.weight"], state[f"features.{index}.bias"], padding=1
+            )
+        elif index in POOLS:
+            x = F.max_pool2d(x, 2)
+        else:
+            x = torch.clamp(x, min=0)
+            if index in (3, 8, 15, 22, 29):
+                taps.append(x)
+    return taps
+
+
+@pytest.fixture
+def weight_file(tmp_path: Path) -> Path:
+    path = tmp_path / "vgg16-397923af.pth"
+    torch.save(torchvision_state(), path)
+    return path
+
+
+def test_loads_torchvision_layout_and_matches_naive_forward(weight_file: Path) -> None:
+    trunk = load_vgg16(weight_file)
+    x = torch.randn(2, 3, 48, 40, generator=torch.Generator().manual_seed(1))
+    got = trunk(x)
+    expected = naive_taps(torchvision_state(), x)
+    assert [t.shape for t in got] == [t.shape for t in expected]
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert not any(p.requires_grad for p in trunk.parameters())
+
+
+def test_lpips_distance_matches_the_formula(weight_file: Path) -> None:
+    trunk = load_vgg16(weight_file)
+    g = torch.Generator().manual_seed(2)
+    weights = [torch.rand(c, generator=g) for c in (64, 128, 256, 512, 512)]
+    distance = LPIPSDistance(trunk, weights)
+    a = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    b = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    shift = torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1)
+    scale = torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1)
+    fa = naive_taps(torchvision_state(), (a - shift) / scale)
+    fb = naive_taps(torchvision_state(), (b - shift) / scale)
+    expected = torch.zeros(2)
+    for x, y, w in zip(fa, fb, weights, strict=True):
+        x = x / (x.norm(dim=1, keepdim=True) + 1e-10)
+        y = y / (y.norm(dim=1, keepdim=True) + 1e-10)
+        expected += ((x - y) ** 2 * w.view(1, -1, 1, 1)).sum(1).mean((1, 2))
+    torch.testing.assert_close(distance(a, b), expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(distance(a, a), torch.zeros(2), atol=1e-6, rtol=0)
+
+
+def test_large_images_are_area_downsampled(weight_file: Path) -> None:
+    distance = LPIPSDistance(load_vgg16(weight_file), max_size=32)
+    a = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    b = torch.zeros(1, 3, 64, 64)
+    small = LPIPSDistance(load_vgg16(weight_file), max_size=64)
+    torch.testing.assert_close(
+        distance(a, b), small(F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)), atol=1e-5, rtol=1e-4
+    )
+
+
+def test_cache_location_and_errors(tmp_path: Path) -> None:
+    assert vgg16_weights_path(tmp_path) == tmp_path / "models" / "vgg16-397923af.pth"
+    assert find_vgg16_weights(tmp_path) is None
+    with pytest.raises(CheckpointError, match="Get models"):
+        load_vgg16(tmp_path / "missing.pth")
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(CheckpointError, match="not torchvision VGG16 weights"):
+        load_vgg16(wrong)
+    state = torchvision_state()
+    state["features.28.weight"] = torch.zeros(512, 512, 1, 1)
+    torch.save(state, wrong)
+    with pytest.raises(CheckpointError, match=r"features\.28\.weight has the wrong shape"):
+        load_vgg16(wrong)
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_vgg16(tmp_path / "junk.pth")
