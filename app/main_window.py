@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.dialogs.model_manager import ModelManagerDialog, open_model_manager
 from app.errors import ErrorReport, show_error
 from app.panels.welcome import WelcomePanel
 from app.render_service import RenderedFrame, RenderService
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self.session = Session(self.render_service, self)
         self._load_job: Job | None = None
         self._pending_model_path: Path | None = None
+        self.model_manager: ModelManagerDialog | None = None  # created on first use
 
         self.canvas = ImageView()
         self.canvas.setObjectName("canvas")
@@ -92,6 +94,7 @@ class MainWindow(QMainWindow):
         self._set_model_controls_enabled(False)
 
         self.welcome.open_model_requested.connect(self.choose_model)
+        self.welcome.get_models_requested.connect(self.show_model_manager)
         self.canvas.files_dropped.connect(self._on_canvas_files_dropped)
         self.session.state_changed.connect(self._on_session_state_changed)
         self.session.generator_changed.connect(self._on_session_generator_changed)
@@ -205,6 +208,7 @@ class MainWindow(QMainWindow):
         menu_bar = self.menuBar()
         menus = {name: menu_bar.addMenu(name) for name in ("&File", "&Edit", "&View", "&Train", "&Help")}
         add("&File", "openModel", "&Open model…", self.choose_model, QKeySequence.StandardKey.Open)
+        add("&File", "getModels", "&Get models…", self.show_model_manager)
         self.recent_menu = menus["&File"].addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         add("&File", "saveImage", "&Save image…", self.choose_image_destination, QKeySequence.StandardKey.Save)
@@ -229,6 +233,15 @@ class MainWindow(QMainWindow):
         return actions
 
     # -- model loading ----------------------------------------------------------------------
+    def show_model_manager(self) -> ModelManagerDialog:
+        """Show File > Get models… (one dialog per window, so downloads survive closing it)."""
+        if self.model_manager is None:
+            self.model_manager = open_model_manager(self, self.jobs, None)
+            self.model_manager.open_requested.connect(self.open_model)
+        else:
+            open_model_manager(self, self.jobs, self.model_manager)
+        return self.model_manager
+
     def choose_model(self) -> None:
         """Ask for a checkpoint file and open it."""
         path, _ = QFileDialog.getOpenFileName(self, "Open model", "", CHECKPOINT_FILTER)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 
 class WelcomePanel(QWidget):
     """Explains what to do first and offers to open a model."""
 
     open_model_requested = Signal()
+    get_models_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -27,9 +28,18 @@ class WelcomePanel(QWidget):
         self.open_button = QPushButton("Open model…")
         self.open_button.setObjectName("openModelButton")
         self.open_button.clicked.connect(self.open_model_requested)
+        self.get_models_button = QPushButton("Get models…")
+        self.get_models_button.setObjectName("getModelsButton")
+        self.get_models_button.setToolTip("Download public StyleGAN2 and ProGAN checkpoints")
+        self.get_models_button.clicked.connect(self.get_models_requested)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(title)
         layout.addWidget(text)
-        layout.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.get_models_button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
         layout.addStretch(2)

@@ -27,7 +27,7 @@ HANG_LIMIT_S = 10.0  # a "never answering" handler gives up after this (the test
 @dataclass
 class ServerState:
     files: dict[str, bytes] = field(default_factory=dict)
-    behaviour: dict[str, str] = field(default_factory=dict)  # normal | cut | hang | html | no-range
+    behaviour: dict[str, str] = field(default_factory=dict)  # normal | cut | hang | html | no-range | slow
     cuts_left: int = 1
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
@@ -68,6 +68,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if behaviour == "slow":  # 64 kB every 20 ms, so a client can cancel mid-transfer
+            try:
+                for offset in range(0, len(body), 65536):
+                    if state.release.is_set():
+                        break
+                    self.wfile.write(body[offset : offset + 65536])
+                    self.wfile.flush()
+                    time.sleep(0.02)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client cancelled
+            return
         if behaviour == "cut" and state.cuts_left > 0:
             state.cuts_left -= 1
             self.wfile.write(body[: len(body) // 2])
