@@ -36,3 +36,12 @@ class NoFaceFound(AlignmentError):
 
     def __init__(self, path: str | Path | None, reason: str = "no face found") -> None:
         super().__init__(path, reason)
+
+
+class LatentFileError(ValueError):
+    """A latent file could not be read, or does not fit the model it is opened with."""
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = Path(path) if path is not None else None
+        self.reason = reason
+        super().__init__(f"{_name(path)}: {reason}")
