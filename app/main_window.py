@@ -25,8 +25,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.dialogs.export_video import IMAGE_FILTER, ExportVideoDialog, export_image_job
 from app.dialogs.model_manager import ModelManagerDialog, open_model_manager
 from app.errors import ErrorReport, show_error
+from app.panels.attributes import AttributesPanel
+from app.panels.components import ComponentsPanel
+from app.panels.history import HistoryPanel
+from app.panels.layers import LayersPanel
+from app.panels.mixing import MixingPanel
 from app.panels.welcome import WelcomePanel
 from app.render_service import RenderedFrame, RenderService
 from app.session import Session
@@ -91,6 +97,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._build_status_bar()
         self.actions_by_name = self._build_menus()
+        self._build_editing()
         self._set_model_controls_enabled(False)
 
         self.welcome.open_model_requested.connect(self.choose_model)
@@ -394,6 +401,104 @@ class MainWindow(QMainWindow):
     def open_dropped_file(self, path: Path) -> None:
         """Open a file dropped on the window: checkpoints open as models."""
         self.open_model(path)
+
+    # -- editing studio ---------------------------------------------------------------------
+    def _build_editing(self) -> None:
+        """Editing panels (right tabs, history on the left) and their menu entries."""
+        self.attributes_panel = AttributesPanel(self.session, self.jobs)
+        self.mixing_panel = MixingPanel(self.session, self.jobs)
+        self.components_panel = ComponentsPanel(self.session, self.jobs)
+        self.layers_panel = LayersPanel(self.session)
+        self.add_panel(self.attributes_panel, "Attributes")
+        self.add_panel(self.mixing_panel, "Style mixing")
+        self.add_panel(self.components_panel, "Components")
+        self.add_panel(self.layers_panel, "Layers && noise")
+        self.panel_tabs.setMinimumWidth(self.panel_tabs.tabBar().sizeHint().width() + 12)
+        self.history_panel = HistoryPanel(self.session, self.jobs)
+        self.history_dock = self.add_side_panel(self.history_panel, "History", "historyDock")
+        self.menus["&View"].addAction(self.history_dock.toggleViewAction())
+        self.export_video_dialog: ExportVideoDialog | None = None
+        file_menu, edit_menu = self.menus["&File"], self.menus["&Edit"]
+        quit_action = self.actions_by_name["quit"]
+        entries = (
+            (file_menu, "openSession", "Open &session…", self.choose_session_to_open, "Ctrl+Shift+O"),
+            (file_menu, "saveSession", "Save s&ession…", self.choose_session_destination, "Ctrl+Shift+S"),
+            (file_menu, "exportImage", "&Export image…", self.choose_export_image_destination, "Ctrl+E"),
+            (file_menu, "exportVideo", "Export &video…", self.open_export_video_dialog, "Ctrl+Shift+E"),
+            (edit_menu, "resetEdits", "Reset &edits", self.session.reset_edits, "Ctrl+Backspace"),
+        )
+        for menu, key, text, slot, shortcut in entries:
+            action = QAction(text, self)
+            action.setObjectName(f"action:{key}")
+            action.setShortcut(QKeySequence(shortcut))
+            action.triggered.connect(slot)
+            if menu is file_menu:
+                menu.insertAction(quit_action, action)
+            else:
+                menu.addAction(action)
+            self.actions_by_name[key] = action
+        file_menu.insertSeparator(quit_action)
+        self.model_loaded.connect(lambda _generator: self._set_editing_actions_enabled(True))
+        self._set_editing_actions_enabled(False)
+
+    def _set_editing_actions_enabled(self, enabled: bool) -> None:
+        for key in ("openSession", "saveSession", "exportImage", "exportVideo", "resetEdits"):
+            self.actions_by_name[key].setEnabled(enabled)
+
+    def choose_session_destination(self) -> None:
+        """Ask where to save the session and save it."""
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", "edit.lsession", "Sessions (*.lsession)")
+        if path:
+            self.save_session(Path(path))
+
+    def save_session(self, path: Path) -> bool:
+        """Save latents, edits, directions and the model reference to ``path``."""
+        try:
+            self.session.save_to(path)
+        except (OSError, ValueError) as exc:
+            show_error(self, ErrorReport.from_exception("Could not save the session", exc))
+            return False
+        self.statusBar().showMessage(f"Saved session {path}", 5000)
+        return True
+
+    def choose_session_to_open(self) -> None:
+        """Ask for a session file and open it."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Sessions (*.lsession);;All files (*)")
+        if path:
+            self.open_session(Path(path))
+
+    def open_session(self, path: Path) -> bool:
+        """Open a session file; on any problem the current work stays as it is."""
+        try:
+            self.session.open_from(path)
+        except (OSError, ValueError) as exc:
+            show_error(self, ErrorReport.from_exception("Could not open the session", exc))
+            return False
+        self.statusBar().showMessage(f"Opened session {path.name}", 5000)
+        return True
+
+    def choose_export_image_destination(self) -> None:
+        """Ask where to export the full-resolution picture and export it."""
+        path, _ = QFileDialog.getSaveFileName(self, "Export image", "edit.png", IMAGE_FILTER)
+        if path:
+            self.export_image(Path(path))
+
+    def export_image(self, path: Path) -> Job | None:
+        """Render the current state at full resolution in the background and save it."""
+        job = export_image_job(self.session, path)
+        if job is None:
+            return None
+        job.succeeded.connect(lambda saved: self.statusBar().showMessage(f"Exported {saved}", 5000))
+        job.failed.connect(lambda report: show_error(self, report))
+        return self.jobs.submit(job)
+
+    def open_export_video_dialog(self) -> ExportVideoDialog:
+        """Show the video export dialog."""
+        if self.export_video_dialog is None:
+            self.export_video_dialog = ExportVideoDialog(self.session, self.jobs, self)
+        self.export_video_dialog.refresh()
+        self.export_video_dialog.show()
+        return self.export_video_dialog
 
     # -- misc -------------------------------------------------------------------------------
     def show_about(self) -> None:

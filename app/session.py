@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
@@ -9,10 +10,20 @@ from PySide6.QtGui import QUndoStack
 
 from app.render_service import RenderedFrame, RenderService
 from app.undo import SetStateCommand
-from editors.state import EditState
+from editors.session_io import (
+    ModelReference,
+    SessionFile,
+    check_session_fits,
+    load_session,
+    save_session,
+)
+from editors.state import EditState, reset_edits
 
 if TYPE_CHECKING:
     from models.generator import Generator
+
+# On a CPU, images this large render slowly enough to want a preview while dragging.
+DRAFT_MIN_RESOLUTION = 256
 
 
 class Session(QObject):
@@ -33,7 +44,9 @@ class Session(QObject):
         self.undo_stack.setUndoLimit(500)
         self._state = EditState()
         self._generator: Generator | None = None
+        self._fingerprint: str | None = None
         self._draft = False
+        self._measure_identity = False
         self._latest_request = 0
         self._shown_request = 0
         self._generator_serial = 0
@@ -51,10 +64,33 @@ class Session(QObject):
         """The generator frames are rendered with (None before the first model loads)."""
         return self._generator
 
+    @property
+    def model_path(self) -> Path | None:
+        """The checkpoint file of the current generator, when it came from a file."""
+        source = self._generator.source if self._generator is not None else None
+        return source.path if source is not None else None
+
+    def fingerprint(self) -> str | None:
+        """``Generator.fingerprint()`` of the current model (a strided hash, cached)."""
+        if self._generator is not None and self._fingerprint is None:
+            self._fingerprint = self._generator.fingerprint()
+        return self._fingerprint
+
+    @property
+    def is_slow_model(self) -> bool:
+        """True when full frames are slow enough to preview in draft while dragging."""
+        generator = self._generator
+        return (
+            generator is not None
+            and generator.device.type == "cpu"
+            and generator.resolution >= DRAFT_MIN_RESOLUTION
+        )
+
     def set_generator(self, generator: Generator) -> None:
         """Render with ``generator`` from now on; edits made for another model are forgotten."""
         self.render_service.set_generator(generator)
 
+    # -- changes ------------------------------------------------------------------------------
     def propose(self, state: EditState, text: str, merge_key: str | None = None) -> None:
         """Make ``state`` current as an undoable step (merged with the last one by ``merge_key``)."""
         self.undo_stack.push(SetStateCommand(self, self._state, state, text, merge_key))
@@ -65,12 +101,29 @@ class Session(QObject):
         if isinstance(command, SetStateCommand):
             command.seal()
 
+    def begin_drag(self) -> None:
+        """A slider was pressed: preview in draft on slow models."""
+        if self.is_slow_model:
+            self.set_draft(True)
+
+    def end_drag(self) -> None:
+        """A slider was released: one undo entry for the whole drag, then a full frame."""
+        self.seal()
+        self.set_draft(False)
+
+    def reset_edits(self) -> None:
+        """Put every slider, mix and noise setting back (one undo entry)."""
+        if self._state.has_edits:
+            self.propose(reset_edits(self._state), "Reset edits")
+            self.seal()
+
     def apply(self, state: EditState) -> None:
         """Store ``state``, announce it and render it (called by undo commands only)."""
         self._state = state
         self.state_changed.emit(state)
         self.request_render()
 
+    # -- rendering ----------------------------------------------------------------------------
     def set_draft(self, draft: bool) -> None:
         """Render reduced-resolution previews while ``draft`` (a slider is held)."""
         if draft != self._draft:
@@ -78,18 +131,71 @@ class Session(QObject):
             if not draft:
                 self.request_render()
 
+    def set_measure_identity(self, enabled: bool) -> None:
+        """Also measure identity drift (on full frames, in the render thread)."""
+        if enabled != self._measure_identity:
+            self._measure_identity = enabled
+            self.request_render()
+
+    @property
+    def measures_identity(self) -> bool:
+        """True while identity drift is measured."""
+        return self._measure_identity
+
     def request_render(self) -> None:
         """Ask for a frame of the current state (newest request wins)."""
         if self._generator is None:
             return
-        self._latest_request = self.render_service.submit(self._state.render_args(draft=self._draft))
+        args = self._state.render_args(draft=self._draft, measure_identity=self._measure_identity)
+        self._latest_request = self.render_service.submit(args)
 
+    # -- files --------------------------------------------------------------------------------
+    def model_reference(self) -> ModelReference:
+        """The current model as a session file records it."""
+        path = self.model_path
+        name = self._generator.name if self._generator is not None else ""
+        return ModelReference(str(path) if path is not None else None, self.fingerprint(), name)
+
+    def save_to(self, path: str | Path) -> Path:
+        """Write the current state to a session file (atomically).
+
+        Raises:
+            OSError, ValueError: the file cannot be written.
+        """
+        return save_session(path, self._state, self.model_reference())
+
+    def open_from(self, path: str | Path) -> SessionFile:
+        """Read a session file and make its state current (one undo entry).
+
+        Nothing changes when the file is broken or belongs to another model.
+
+        Raises:
+            SessionFileError: broken or foreign file.
+            ValueError: made with another model, or shapes that do not fit this one.
+        """
+        if self._generator is None:
+            raise ValueError("open a model before opening a session")
+        session = load_session(path)
+        mismatch = session.mismatch(self.fingerprint())
+        if mismatch:
+            raise ValueError(f"{path}: {mismatch}; open that model first")
+        generator = self._generator
+        num_layers = getattr(generator, "num_layers", None)
+        check_session_fits(session, generator.num_ws, generator.w_dim, num_layers)
+        self.propose(session.state, f"Open session {Path(path).name}")
+        self.seal()
+        return session
+
+    # -- render service -----------------------------------------------------------------------
     def _on_render_service_generator_changed(self, generator: Generator) -> None:
         self._generator = generator
+        self._fingerprint = None
         self._generator_serial += 1
         self.undo_stack.clear()
-        if self._state.base_ws is not None:
-            self._state = self._state.replace(base_ws=None)
+        # Latents, directions and mixes of another model do not carry over.
+        self._state = reset_edits(self._state).replace(
+            base_ws=None, directions=None, components=None, locked=frozenset(), component_layers=None
+        )
         self._shown_request = 0
         self.generator_changed.emit(generator)
         self.state_changed.emit(self._state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QUndoCommand
+from PySide6.QtGui import QUndoCommand, QUndoStack
 
 if TYPE_CHECKING:
     from app.session import Session
@@ -60,3 +60,25 @@ class SetStateCommand(QUndoCommand):
     def seal(self) -> None:
         """Stop merging later commands into this one."""
         self.sealed = True
+
+
+def entry_state(stack: QUndoStack, index: int, current: EditState) -> EditState:
+    """The state the stack shows at ``index`` (0 = before the first command, as QUndoView counts).
+
+    ``current`` is returned for an empty stack (the state with no history yet).
+    """
+    if stack.count() == 0:
+        return current
+    if index == 0:
+        first = stack.command(0)
+        return first.before if isinstance(first, SetStateCommand) else current
+    command = stack.command(index - 1)
+    return command.after if isinstance(command, SetStateCommand) else current
+
+
+def entries(stack: QUndoStack, current: EditState, start_text: str = "Start") -> list[tuple[str, EditState]]:
+    """Every history entry as (text, state), entry 0 being the state before the first command."""
+    result = [(start_text, entry_state(stack, 0, current))]
+    for index in range(stack.count()):
+        result.append((stack.text(index), entry_state(stack, index + 1, current)))
+    return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -629,9 +630,9 @@ def load_directions(path: str | Path) -> DirectionSet:
     if not npz_path.is_file():
         raise DirectionFileError(npz_path, "vector file not found (it belongs beside the .json)")
     try:
-        with np.load(npz_path, allow_pickle=False) as data:
+        with open(npz_path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             vectors = np.asarray(data["vectors"], dtype=np.float32)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DirectionFileError(npz_path, f"not a readable vector file ({exc})") from exc
     try:
         return directions_from_json(index, vectors, json_path)

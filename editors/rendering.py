@@ -193,8 +193,12 @@ class Renderer:
             options["cache"] = cache
             if args.noise_strength is not None:
                 options["noise_strength"] = args.noise_strength
-            if args.draft and generator.resolution > self.draft_resolution:
-                options["max_resolution"] = self.draft_resolution
+        if (
+            args.draft
+            and generator.resolution > self.draft_resolution
+            and self.draft_resolution in _block_resolutions(generator)
+        ):
+            options["max_resolution"] = self.draft_resolution
         with torch.inference_mode():
             images = generator.synthesis(ws, noise_mode=args.noise_mode, **options)
         rgb = to_rgb_u8(images)[0]
@@ -320,3 +324,68 @@ def limit_identity_drift(
         distance_for, amount - start, threshold, on_step=on_step, should_stop=should_stop
     )
     return start + step.amount
+
+
+def render_thumbnails(
+    generator: Generator,
+    sources: Sequence[LatentSource],
+    *,
+    size: int = 96,
+    noise_mode: NoiseMode = "const",
+    on_step: OnStep | None = None,
+    should_stop: ShouldStop | None = None,
+) -> list[np.ndarray]:
+    """Small pictures of latents (seeds or ws), for grids and donor previews.
+
+    Args:
+        sources: what to render (``LatentSource`` seeds are mapped and truncated).
+        size: width and height of each thumbnail; never larger than the model's resolution.
+
+    Returns:
+        One ``uint8`` [size, size, 3] array per source, in order.
+    """
+    from PIL import Image
+
+    renderer = Renderer(generator)
+    renderer._synthesis_cache = None  # unrelated latents: the cache would only cost memory
+    size = min(size, generator.resolution)
+    # Stop at the smallest block that still covers the thumbnail: far cheaper on big models.
+    resolution = next(
+        (r for r in _block_resolutions(generator) if r >= size), generator.resolution
+    )
+    thumbnails: list[np.ndarray] = []
+    with torch.inference_mode():
+        for index, source in enumerate(sources):
+            check_stop(should_stop, thumbnails)
+            ws = torch.from_numpy(renderer.source_ws(source)).to(generator.device)[None]
+            options: dict[str, object] = {}
+            if resolution < generator.resolution:
+                options["max_resolution"] = resolution
+            rgb = to_rgb_u8(generator.synthesis(ws, noise_mode=noise_mode, **options))[0]
+            if rgb.shape[0] != size:
+                rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS))
+            thumbnails.append(rgb)
+            report(on_step, Progress(index + 1, len(sources), f"{index + 1}/{len(sources)} samples"))
+    return thumbnails
+
+
+def _block_resolutions(generator: Generator) -> list[int]:
+    block_resolutions = getattr(generator, "block_resolutions", None)
+    return list(block_resolutions()) if callable(block_resolutions) else [generator.resolution]
+
+
+def render_states(
+    generator: Generator,
+    states: Sequence[EditState],
+    *,
+    on_step: OnStep | None = None,
+    should_stop: ShouldStop | None = None,
+) -> list[RenderResult]:
+    """Render several edit states at full resolution (e.g. history entries missing a picture)."""
+    renderer = Renderer(generator)
+    results: list[RenderResult] = []
+    for index, state in enumerate(states):
+        check_stop(should_stop, results)
+        results.append(renderer.render(state.render_args()))
+        report(on_step, Progress(index + 1, len(states), f"{index + 1}/{len(states)} pictures"))
+    return results

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,10 @@ def load_session(path: str | Path) -> SessionFile:
     if not path.is_file():
         raise SessionFileError(path, "file not found")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Our own handle: np.load leaks the one it opens when the zip is damaged.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             arrays = {key: np.asarray(archive[key]) for key in archive.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise SessionFileError(path, f"not a readable session file ({exc})") from exc
     try:
         document = json.loads(str(arrays["session"][()]))
