@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from editors.directions import check_compatible, default_directions_path, load_directions
 from editors.images import save_rgb
+from editors.latent_io import load_latent
 from editors.rendering import Renderer
 from editors.state import EditState
 from models import load_generator
@@ -23,12 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "edit", help="apply attribute directions to a saved latent and render it",
         description=(
-            "Move a saved latent (latent.npz with key 'w' [1, num_ws, w_dim]) along named "
+            "Move a saved latent (latent.npz with key 'w' [1, num_ws, w_dim], NVIDIA's "
+            "projected_w.npz or a rosinality .pt) along named "
             "directions and save the picture. Amounts are in standard deviations of sampled "
             "latents along each direction (the sliders' σ)."
         ),
     )
-    parser.add_argument("latent", metavar="LATENT.npz", help="latent file (key 'w')")
+    parser.add_argument("latent", metavar="LATENT.npz", help="latent file (.npz with key 'w', or .pt)")
     parser.add_argument(
         "--model", metavar="PATH", required=True,
         help="checkpoint file (.safetensors, rosinality .pt, NVIDIA .pkl, PGAN .pth)",
@@ -69,27 +70,15 @@ def parse_amounts(items: list[str]) -> dict[str, float]:
 
 
 def read_latent(path: str | Path) -> np.ndarray:
-    """The ``w`` array of a latent file ([1, num_ws, w_dim] or [num_ws, w_dim]).
+    """The latent rows of a latent file (ours, NVIDIA ``projected_w.npz`` or rosinality ``.pt``).
 
-    Uses ``editors.latent_io.load_latent`` when that module exists.
+    Returns:
+        [rows, w_dim] float32, rows being num_ws or 1 (a single w).
+
+    Raises:
+        LatentFileError: (a ``ValueError``) the file is missing, damaged or not a latent.
     """
-    path = Path(path)
-    if importlib.util.find_spec("editors.latent_io") is not None:
-        from editors import latent_io
-
-        loader = getattr(latent_io, "load_latent", None)
-        if callable(loader):
-            latent = loader(path)
-            return np.asarray(getattr(latent, "w", latent), np.float32)
-    if not path.is_file():
-        raise ValueError(f"{path}: file not found")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return np.asarray(data["w"], np.float32)
-    except KeyError:
-        raise ValueError(f"{path}: no 'w' array in the latent file") from None
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable latent file ({exc})") from None
+    return np.asarray(load_latent(path).ws, np.float32)
 
 
 def run(args: argparse.Namespace) -> int:
