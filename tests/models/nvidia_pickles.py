@@ -21,7 +21,6 @@ import math
 import pickle
 import sys
 import types
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
