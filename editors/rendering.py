@@ -120,18 +120,22 @@ class Renderer:
     """
 
     generator: Generator
-    draft_resolution: int = 128  # preview size used while dragging on large models
+    draft_resolution: int = 128  # preview size used while dragging on large models (adapts)
+    draft_budget_ms: float = 150.0  # drafts slower than 1.5x this halve the preview size
+    min_draft_resolution: int = 64  # smallest preview (smaller ones stop reading as faces)
     identity_probe: IdentityProbe | None = None  # drift measure; None = look for editors.identity
     _w_cache: dict[int, torch.Tensor] = field(default_factory=dict)
     _synthesis_cache: object | None = None
     _probe_checked: bool = False
     _reference: tuple[object, np.ndarray] | None = None  # unedited picture for identity drift
+    _max_draft: int = 128
 
     def __post_init__(self) -> None:
         from models.stylegan2 import StyleGAN2Generator, SynthesisCache
 
         if isinstance(self.generator, StyleGAN2Generator):
             self._synthesis_cache = SynthesisCache()
+        self._max_draft = self.draft_resolution
 
     def w_for_seed(self, seed: int) -> torch.Tensor:
         """Untruncated w [w_dim] of a seed (cached)."""
@@ -202,6 +206,8 @@ class Renderer:
         with torch.inference_mode():
             images = generator.synthesis(ws, noise_mode=args.noise_mode, **options)
         rgb = to_rgb_u8(images)[0]
+        if options.get("max_resolution"):
+            self._adapt_draft((time.perf_counter() - start) * 1000.0)
         distance = None
         if args.measure_identity and not options.get("max_resolution"):
             distance = self._identity_distance(args, rgb)
@@ -214,6 +220,14 @@ class Renderer:
             start_block=int(getattr(cache, "last_start_block", 0)) if cache is not None else 0,
             identity_distance=distance,
         )
+
+    def _adapt_draft(self, elapsed_ms: float) -> None:
+        # Keep drags responsive on slow machines: a draft far over budget halves the preview
+        # size (down to ``min_draft_resolution``); one far under budget doubles it back.
+        if elapsed_ms > 1.5 * self.draft_budget_ms and self.draft_resolution // 2 >= self.min_draft_resolution:
+            self.draft_resolution //= 2
+        elif elapsed_ms < self.draft_budget_ms / 4 and self.draft_resolution * 2 <= self._max_draft:
+            self.draft_resolution *= 2
 
     def _identity_distance(self, args: RenderArgs, rgb: np.ndarray) -> float | None:
         if args.state is None or not args.state.has_edits:

@@ -1,0 +1,175 @@
+"""Interactive editing speed: ms per edit (full vs fine-layer-only) and frames per second in a drag.
+
+Models use the FFHQ layout (rosinality channels, channel_multiplier 2) with random weights at
+256 and 1024 px. For each:
+
+- "full": an edit along a direction on every ws row, so the synthesis restarts at block 0;
+- "fine only": a direction on rows 8+ (64 px and up), so the activation cache resumes late;
+- "draft": the same edits previewed at 128 px (the app's starting draft size on a CPU);
+- a simulated 100-step drag through ``Renderer`` (every step rendered) and through the real
+  ``RenderService`` (a step every 16 ms, newest request wins, as the GUI sends them); on a CPU
+  the drag renders drafts, whose size adapts to keep each under ~150 ms (shown in "frames").
+
+    python bench/edit.py
+    python bench/edit.py --resolutions 256 --repeats 5 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DRAG_STEPS = 100
+DRAG_INTERVAL_S = 0.016  # one slider event per display frame
+
+
+def time_ms(run: Callable[[int], object], repeats: int) -> float:
+    """Best wall time of ``run(i)`` in ms after one warm-up call.
+
+    On a shared machine the best time is the better estimate of the real cost.
+    """
+    run(-1)
+    times = []
+    for index in range(repeats):
+        start = time.perf_counter()
+        run(index)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return min(times)
+
+
+def build(resolution: int, device: str):
+    """A random-weight FFHQ-layout generator and two directions (all rows / fine rows)."""
+    import torch
+
+    from editors.directions import Direction, DirectionSet
+    from models.stylegan2 import StyleGAN2Generator, rosinality_channels
+
+    torch.manual_seed(0)
+    generator = StyleGAN2Generator(resolution, rosinality_channels(resolution, 2)).eval().requires_grad_(False)
+    generator.update_w_avg(2000)
+    generator = generator.to(device)
+    rng = np.random.default_rng(0)
+    directions = DirectionSet(
+        (
+            Direction("all", rng.normal(size=512)),
+            Direction("fine", rng.normal(size=512), layers=(8, generator.num_ws)),
+        )
+    )
+    return generator, directions
+
+
+def drag_through_service(generator, states, draft: bool) -> tuple[float, int, float]:
+    """Send ``states`` to a real RenderService every 16 ms; (fps, frames shown, last latency ms)."""
+    from PySide6.QtCore import QCoreApplication
+
+    from app.render_service import RenderService
+
+    app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
+    service = RenderService()
+    frames: list[float] = []
+    service.rendered.connect(lambda frame: frames.append(time.perf_counter()))
+    service.set_generator(generator)
+    service.submit(states[0].render_args(draft=draft))
+    while not frames:  # first frame (warm-up) before timing
+        app.processEvents()
+        time.sleep(0.001)
+    frames.clear()
+    start = time.perf_counter()
+    for index, state in enumerate(states):
+        service.submit(state.render_args(draft=draft))
+        deadline = start + (index + 1) * DRAG_INTERVAL_S
+        while time.perf_counter() < deadline:
+            app.processEvents()
+            time.sleep(0.001)
+    released = time.perf_counter()
+    while not service.is_idle:
+        app.processEvents()
+        time.sleep(0.001)
+    for _ in range(20):  # deliver the last queued frame
+        app.processEvents()
+    end = frames[-1] if frames else released
+    service.shutdown()
+    return len(frames) / (end - start), len(frames), (end - released) * 1000.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--repeats", type=int, default=3, help="timed edits per row")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--no-service", action="store_true", help="skip the RenderService drag")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from editors.rendering import Renderer
+    from editors.state import EditState, with_amount
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, best of {args.repeats}")
+    header = f"{'res':>5} {'edit':<10} {'mode':<6} {'ms/edit':>9} {'restart':>8}"
+    print(header)
+    print("-" * len(header))
+    drags = []
+    for resolution in args.resolutions:
+        generator, directions = build(resolution, args.device)
+        base = EditState(seed=1, truncation_psi=0.7, directions=directions)
+
+        for name in ("all", "fine"):
+            for draft in (False, True):
+                if draft and resolution <= 128:
+                    continue
+                renderer = Renderer(generator, draft_budget_ms=float("inf"))  # fixed 128-px drafts
+                restarts = []
+
+                def edit(index: int, name: str = name, draft: bool = draft, renderer=renderer, restarts=restarts) -> None:
+                    state = with_amount(base, name, 0.1 * (index + 2))
+                    result = renderer.render(state.render_args(draft=draft))
+                    restarts.append(result.start_block)
+                    if args.device.startswith("cuda"):
+                        torch.cuda.synchronize()
+
+                ms = time_ms(edit, args.repeats)
+                restart = generator.block_resolutions()[restarts[-1]]
+                label = "full" if name == "all" else "fine only"
+                print(f"{resolution:>5} {label:<10} {'draft' if draft else 'full':<6} {ms:>9.1f} {restart:>6}px")
+
+        # A 100-step drag of the all-rows slider, rendered step by step (draft on CPU >= 256).
+        draft = args.device == "cpu" and resolution >= 256
+        states = [with_amount(base, "all", 3.0 * i / DRAG_STEPS) for i in range(DRAG_STEPS)]
+        renderer = Renderer(generator)
+        renderer.render(states[0].render_args(draft=draft))
+        start = time.perf_counter()
+        for state in states:
+            renderer.render(state.render_args(draft=draft))
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        renderer_fps = DRAG_STEPS / (time.perf_counter() - start)
+        mode = f"draft {renderer.draft_resolution}px" if draft else "full"
+        service = None if args.no_service else drag_through_service(generator, states, draft)
+        drags.append((resolution, mode, renderer_fps, service))
+
+    print()
+    header = f"{'res':>5} {'frames':<14} {'Renderer fps':>13} {'RenderService fps':>18} {'shown':>6} {'release->last ms':>17}"
+    print(f"simulated {DRAG_STEPS}-step drag (all-rows slider, one step per {DRAG_INTERVAL_S * 1000:.0f} ms)")
+    print(header)
+    print("-" * len(header))
+    for resolution, mode, renderer_fps, service in drags:
+        if service is None:
+            print(f"{resolution:>5} {mode:<14} {renderer_fps:>13.1f} {'-':>18} {'-':>6} {'-':>17}")
+        else:
+            fps, shown, latency = service
+            print(f"{resolution:>5} {mode:<14} {renderer_fps:>13.1f} {fps:>18.1f} {shown:>6} {latency:>17.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
