@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from models.errors import CheckpointError
 from models.jobs import Cancelled
 
-from editors.cli import download, edit, generate, info
+from editors.cli import download, edit, generate, info, train
 
-COMMANDS = (generate, info, edit, download)
+COMMANDS = (generate, info, edit, download, train)
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130

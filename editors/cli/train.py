@@ -1,0 +1,393 @@
+"""``main.py train TASK``: train StyleGAN2, ProGAN, an attribute classifier, an encoder, or
+fit attribute directions, into a run folder that the GUI's Runs window can follow.
+
+Every option maps to one field of the task's frozen config (``models/training/config.py``); the
+wizard builds the same config and starts this command with ``--config FILE``. ``--resume RUN_DIR``
+continues a run from its newest checkpoint (only the length, device and timing may change), and
+``--dry-run`` prints the resolved config without training. Runs also work under
+``torchrun --nproc_per_node N main.py train ...`` (gloo on CPUs, NCCL on GPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from editors.cli.common import progress_bar
+from models.jobs import Cancelled, OnStep, ShouldStop
+from models.training.config import (
+    AUGMENT_MODES,
+    CONFIG_TYPES,
+    DEFAULT_PRESET,
+    STYLEGAN2_PRESETS,
+    StyleGAN2Config,
+)
+from models.training.runs import RunFolder, default_runs_root, make_run_name
+
+EXIT_CANCELLED = 130
+# Fields that may differ when a run is resumed: its length, where it runs, and logging cadence.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "kimg",
+        "real_kimg",
+        "epochs",
+        "device",
+        "threads",
+        "checkpoint_minutes",
+        "keep_checkpoints",
+        "sample_minutes",
+        "tick_seconds",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One command-line option bound to a config field."""
+
+    flag: str
+    field: str
+    type: Callable[[str], Any] | None  # None = a switch (store_true) or --x/--no-x (bool_pair)
+    help: str
+    choices: tuple[str, ...] | None = None
+    bool_pair: bool = False  # --flag / --no-flag
+
+
+def _csv_tuple(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+COMMON_OPTIONS = (
+    Option("--seed", "seed", int, "seed of weights, latents, augmentation and data order"),
+    Option("--device", "device", str, "cpu, cuda or cuda:N (default: CUDA if present)"),
+    Option("--threads", "threads", int, "CPU threads for torch (default: torch's choice)"),
+    Option("--checkpoint-minutes", "checkpoint_minutes", float, "write a checkpoint this often"),
+    Option("--keep-checkpoints", "keep_checkpoints", int, "recent checkpoints kept"),
+    Option("--tick-seconds", "tick_seconds", float, "write a metrics line this often"),
+    Option("--name", "name", str, "display name of the trained model"),
+)
+IMAGE_OPTIONS = (
+    Option("--data", "data", str, "folder or .zip of images (any size and mode)"),
+    Option("--align", "align_faces", None, "align faces FFHQ-style while caching (dlib)"),
+    Option("--mirror", "mirror", None, "random horizontal flips", bool_pair=True),
+)
+TASK_OPTIONS: dict[str, tuple[Option, ...]] = {
+    "stylegan2": (
+        *IMAGE_OPTIONS,
+        Option("--preset", "preset", str, "capacity preset", tuple(STYLEGAN2_PRESETS)),
+        Option("--resolution", "resolution", int, "training size in pixels (power of two)"),
+        Option("--kimg", "kimg", float, "length: thousands of real images shown"),
+        Option("--batch", "batch_size", int, "images per step (all processes)"),
+        Option("--lr", "lr", float, "Adam learning rate"),
+        Option("--gamma", "r1_gamma", float, "R1 weight (0 = auto from resolution and batch)"),
+        Option("--pl-weight", "pl_weight", float, "path-length regularisation weight (0 = off)"),
+        Option("--mixing", "style_mixing", float, "style-mixing probability"),
+        Option("--ema-kimg", "ema_kimg", float, "EMA half-life in thousands of images"),
+        Option("--augment", "augment", str, "discriminator augmentation", AUGMENT_MODES),
+        Option("--ada-target", "ada_target", float, "ADA target for r_t"),
+        Option("--ada-kimg", "ada_kimg", float, "ADA speed: kimg for p to move by 1"),
+        Option("--augment-p", "augment_p", float, "initial (ADA) augmentation probability"),
+        Option("--diffaugment", "diffaugment_policy", str, "DiffAugment policy"),
+        Option("--channel-base", "channel_base", int, "width: C(r) = min(base / r, max)"),
+        Option("--channel-max", "channel_max", int, "largest feature-map count"),
+        Option("--w-dim", "w_dim", int, "latent size"),
+        Option("--mapping-layers", "mapping_layers", int, "mapping network depth"),
+        Option(
+            "--mixed-precision", "mixed_precision", None, "bf16 autocast on CUDA", bool_pair=True
+        ),
+        Option(
+            "--channels-last", "channels_last", None, "NHWC memory format for D", bool_pair=True
+        ),
+        Option("--finetune", "init_from", str, "start from this model (and its D when it has one)"),
+        Option("--sample-minutes", "sample_minutes", float, "write a sample grid this often"),
+        Option("--samples", "num_samples", int, "images in the sample grid"),
+        Option("--fp16-export", "export_fp16", None, "store the trained model in float16"),
+    ),
+    "progan": (
+        *IMAGE_OPTIONS,
+        Option("--resolution", "resolution", int, "final size in pixels (power of two)"),
+        Option(
+            "--phase-kimg", "phase_kimg", float, "thousands of images per fade-in / stable phase"
+        ),
+        Option("--batch", "batch_size", int, "images per step"),
+        Option("--lr", "lr", float, "Adam learning rate"),
+        Option("--latent-size", "latent_size", int, "z size"),
+        Option("--feature-base", "feature_base", int, "width: C(r) = min(base / r, max)"),
+        Option("--feature-max", "feature_max", int, "largest feature-map count"),
+        Option("--sample-minutes", "sample_minutes", float, "write a sample grid this often"),
+    ),
+    "classifier": (
+        *IMAGE_OPTIONS,
+        Option("--labels", "labels", str, "CSV: a file-name column and attribute columns"),
+        Option(
+            "--attributes",
+            "attributes",
+            _csv_tuple,
+            "columns to learn, comma-separated (default: all numeric)",
+        ),
+        Option("--file-column", "file_column", str, "CSV column with file names (default: guess)"),
+        Option("--group-column", "group_column", str, "split by this column (e.g. identity)"),
+        Option("--group-file", "group_file", str, "CSV holding the group column"),
+        Option("--skip-rows-with", "skip_rows_with", str, "drop rows where this column is set"),
+        Option("--val-fraction", "validation_fraction", float, "share held out for validation"),
+        Option("--resolution", "resolution", int, "cache size in pixels"),
+        Option("--input-size", "input_size", int, "network input size"),
+        Option("--width", "width", int, "channels of the first stage"),
+        Option("--epochs", "epochs", float, "passes over the training split"),
+        Option("--batch", "batch_size", int, "images per step"),
+        Option("--lr", "lr", float, "AdamW learning rate"),
+    ),
+    "encoder": (
+        Option("--model", "model", str, "generator file the encoder inverts"),
+        Option("--data", "data", str, "optional folder/zip of real photos (refinement stage)"),
+        Option("--align", "align_faces", None, "align the real photos (dlib)"),
+        Option("--kimg", "kimg", float, "thousands of generated training pairs"),
+        Option("--real-kimg", "real_kimg", float, "thousands of real photos for refinement"),
+        Option("--batch", "batch_size", int, "images per step"),
+        Option("--lr", "lr", float, "Adam learning rate"),
+        Option("--input-size", "input_size", int, "encoder input size"),
+        Option("--truncation", "truncation_psi", float, "truncation of the training latents"),
+        Option("--sample-minutes", "sample_minutes", float, "write a sample grid this often"),
+    ),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` command and its tasks."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a GAN, classifier or encoder, or fit directions",
+        description=(
+            "Train into a run folder (config.json, metrics.jsonl, samples/, checkpoints/). "
+            "Ctrl-C stops after the current step with a checkpoint; --resume continues."
+        ),
+    )
+    tasks = parser.add_subparsers(dest="task", title="tasks", metavar="TASK", required=True)
+    for task, options in TASK_OPTIONS.items():
+        sub = tasks.add_parser(task, help=_TASK_HELP[task], description=_TASK_HELP[task])
+        _add_run_arguments(sub)
+        for option in (*options, *COMMON_OPTIONS):
+            _add_option(sub, option)
+        sub.set_defaults(run=run, options=(*options, *COMMON_OPTIONS))
+
+
+_TASK_HELP = {
+    "stylegan2": "StyleGAN2 on a folder of images (ADA/DiffAugment for small sets)",
+    "progan": "progressive-growing GAN (WGAN-GP) on a folder of images",
+    "classifier": "attribute classifier from images and a labels CSV",
+    "encoder": "image -> latent encoder for a generator (speeds up projection)",
+}
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", metavar="RUN_DIR", help="run folder (default: a new folder under the runs root)"
+    )
+    parser.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue this run from its newest checkpoint"
+    )
+    parser.add_argument("--config", metavar="JSON", help="read the settings from this JSON file")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+
+
+def _add_option(parser: argparse.ArgumentParser, option: Option) -> None:
+    if option.bool_pair:
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=option.help,
+        )
+    elif option.type is None:
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            action="store_const",
+            const=True,
+            default=None,
+            help=option.help,
+        )
+    else:
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            type=option.type,
+            default=None,
+            choices=option.choices,
+            help=option.help,
+            metavar=option.flag[2:].upper().replace("-", "_"),
+        )
+
+
+def given_fields(args: argparse.Namespace, options: tuple[Option, ...]) -> dict[str, Any]:
+    """Config fields set on the command line (options left out are None)."""
+    return {o.field: getattr(args, o.field) for o in options if getattr(args, o.field) is not None}
+
+
+def build_config(task: str, args: argparse.Namespace) -> tuple[Any, Path, bool]:
+    """(config, run folder, resume?) from the command line.
+
+    Raises:
+        ValueError: missing required options, or options that cannot change on resume.
+        FileNotFoundError: ``--resume`` names a folder without a run.
+    """
+    config_type = CONFIG_TYPES[task]
+    fields = given_fields(args, args.options)
+    if args.resume:
+        run = RunFolder(args.resume)
+        saved_task, saved = run.read_config()
+        if saved_task != task:
+            raise ValueError(
+                f"{run.path} is a {saved_task} run, not {task}: use `train {saved_task} --resume`"
+            )
+        frozen = sorted(
+            key
+            for key, value in fields.items()
+            if key not in RESUMABLE_CHANGES and saved.get(key) != value
+        )
+        if frozen:
+            raise ValueError(
+                f"these settings cannot change when resuming: {', '.join(frozen)} "
+                f"(only {', '.join(sorted(RESUMABLE_CHANGES & set(saved)))})"
+            )
+        return config_type.from_dict({**saved, **fields}), run.path, True
+    if args.config:
+        text = Path(args.config).read_text(encoding="utf-8")
+        data = json.loads(text)
+        data = data.get("config", data) if isinstance(data, dict) else data
+        config = config_type.from_dict({**data, **fields})
+    elif task == "stylegan2":
+        if "data" not in fields:
+            raise ValueError("--data is required (a folder or .zip of images)")
+        preset = fields.pop("preset", DEFAULT_PRESET)
+        config = StyleGAN2Config.from_preset(preset, **fields)
+    else:
+        try:
+            config = config_type.from_dict(fields)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (see `main.py train {task} --help`)") from exc
+    if task == "stylegan2" and config.init_from:
+        config = _finetune_config(config)
+    out = (
+        Path(args.out) if args.out else default_runs_root() / make_run_name(task, _describe(config))
+    )
+    return config, out, False
+
+
+def _finetune_config(config: StyleGAN2Config) -> StyleGAN2Config:
+    """Take the resolution from the model being fine-tuned."""
+    from models import load_generator
+
+    generator = load_generator(config.init_from, device="cpu")
+    if generator.resolution != config.resolution:
+        return config.replace(resolution=generator.resolution)
+    return config
+
+
+def _describe(config: Any) -> str:
+    source = getattr(config, "data", "") or getattr(config, "model", "")
+    return Path(source).stem if source else ""
+
+
+def face_aligner(resolution: int) -> Any:
+    """A ``Preprocess`` that aligns each image's largest face FFHQ-style (None when no face)."""
+    from editors.alignment import align_face
+    from editors.errors import NoFaceFound
+    from models.training.data import Preprocess
+
+    lock = threading.Lock()  # dlib's detector and predictor are shared; call them one at a time
+
+    def align(image: Any) -> Any:
+        with lock:
+            try:
+                return align_face(image, resolution).image
+            except NoFaceFound:
+                return None
+
+    return Preprocess(key=f"ffhq-align-v1-{resolution}", fn=align)
+
+
+@contextlib.contextmanager
+def _callbacks(description: str) -> Iterator[tuple[OnStep | None, ShouldStop | None]]:
+    """A progress bar on the main process; nothing on the other torchrun processes."""
+    if int(os.environ.get("RANK", "0")) > 0:
+        yield None, None
+        return
+    with progress_bar(description) as callbacks:
+        yield callbacks
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the config, then train (or print it for ``--dry-run``)."""
+    task = args.task
+    config, out, resume = build_config(task, args)
+    if args.dry_run:
+        print(f"task: {task}")
+        print(f"run folder: {out}" + (" (resume)" if resume else ""))
+        total = getattr(config, "total_steps", None)
+        if total is not None:
+            print(f"steps: {total}")
+        print(config.to_json())
+        return 0
+    job = _job(task, config)
+    try:
+        with _callbacks(f"train {task}") as (on_step, should_stop):
+            summary = job(config, out, resume=resume, on_step=on_step, should_stop=should_stop)
+    except Cancelled as exc:
+        summary = exc.partial
+        if summary is not None and hasattr(summary, "step"):
+            print(
+                f"stopped at step {summary.step}/{summary.total_steps}; "
+                f"checkpoint {summary.checkpoint}",
+                file=sys.stderr,
+            )
+            if summary.artifact:
+                print(f"model so far: {summary.artifact}", file=sys.stderr)
+            print(
+                f"resume with: {sys.executable} main.py train {task} --resume {summary.run_dir}",
+                file=sys.stderr,
+            )
+        else:
+            print("stopped before training started", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        from models.training.distributed import shutdown_distributed
+
+        shutdown_distributed()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"finished {summary.step} steps ({summary.images_seen} images) in {summary.run_dir}")
+        if summary.artifact:
+            print(f"wrote {summary.artifact}")
+    return 0
+
+
+def _job(task: str, config: Any) -> Callable[..., Any]:
+    """The training function for ``task``, with the face aligner bound when asked for."""
+    preprocess = None
+    if getattr(config, "align_faces", False):
+        size = getattr(config, "resolution", getattr(config, "input_size", 64))
+        preprocess = face_aligner(size)
+    if task == "stylegan2":
+        from models.training.stylegan2 import train_stylegan2 as fn
+    elif task == "progan":
+        from models.training.progan import train_progan as fn
+    elif task == "classifier":
+        from models.training.classifier import train_classifier as fn
+    elif task == "encoder":
+        from models.training.encoder import train_encoder as fn
+    else:
+        raise ValueError(f"unknown task {task!r}")
+
+    def call(config: Any, out: Path, **kwargs: Any) -> Any:
+        return fn(config, out, preprocess=preprocess, **kwargs)
+
+    return call
