@@ -84,7 +84,7 @@ def load_image(source: ImageSource) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageLoadError(path, "not an image (no image format recognised)") from None
     except OSError as exc:
-        raise ImageLoadError(path, f"cannot read the file: {exc}") from None
+        raise ImageLoadError(path, f"corrupt or unreadable image file ({exc})") from None
     with image:
         _check_size(image, path)
         frames = getattr(image, "n_frames", 1)

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from models.errors import CheckpointError
 from models.jobs import Cancelled
 
-from editors.cli import download, edit, generate, info, train
+from editors.cli import download, edit, generate, info, project, train
 
-COMMANDS = (generate, info, edit, download, train)
+COMMANDS = (generate, info, edit, download, project, train)
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130

@@ -1,0 +1,293 @@
+"""``main.py project``: align a photo (or each photo of a folder), find it in latent space."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from editors.alignment import AlignedFace, align_face, center_crop
+from editors.cli.common import add_model_arguments, progress_bar
+from editors.errors import AlignmentError, ImageLoadError, NoFaceFound
+from editors.images import save_rgb
+from editors.latent_io import latent_metadata, load_latent, save_latent
+from editors.projection import ProjectionConfig, ProjectionResult, project
+from models import load_generator
+from models.formats.native import atomic_write
+from models.generator import Generator
+from models.jobs import Progress
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+SUMMARY_COLUMNS = ("photo", "status", "psnr", "ssim", "loss", "steps", "seconds", "folder", "error")
+VIDEO_FRAMES = 100  # about this many frames in progress.mp4
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``project`` command."""
+    parser = subparsers.add_parser(
+        "project",
+        help="find a photo in the model's latent space",
+        description=(
+            "Align the face in PHOTO to the FFHQ template, optimise a latent until the model "
+            "draws it, and write aligned.png, projected.png and latent.npz to --out. PHOTO may "
+            "be a folder: one result folder per image plus summary.csv; images already done "
+            "are skipped."
+        ),
+    )
+    parser.add_argument("photo", metavar="PHOTO", help="image file or folder of images")
+    add_model_arguments(parser)
+    defaults = ProjectionConfig()
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--steps", type=int, default=defaults.steps, help="optimisation steps (default 1000)"
+    )
+    parser.add_argument(
+        "--space", choices=("w", "w+"), default=defaults.space, help="latent space (default w+)"
+    )
+    parser.add_argument(
+        "--loss", choices=("auto", "vgg16", "offline", "pixel"), default=defaults.loss,
+        help="image distance: auto = VGG16 when downloaded, else offline (pixel, SSIM, identity)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--init", choices=("auto", "w_avg", "encoder"), default=defaults.init,
+        help="starting latent: auto = the model's trained encoder when there is one",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mse", type=float, default=defaults.mse_weight, help="pixel MSE weight added to VGG16"
+    )
+    parser.add_argument("--optimize-noise", action="store_true", help="also fit the noise maps")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default 303)")
+    parser.add_argument(
+        "--face", type=int, default=None, help="which face when several (0 = largest)"
+    )
+    parser.add_argument(
+        "--no-align", action="store_true", help="use the photo's centre square as is"
+    )
+    parser.add_argument(
+        "--center-crop-fallback", action="store_true", help="centre square when no face is found"
+    )  # fmt: skip
+    parser.add_argument(
+        "--video", action="store_true", help="also write progress.mp4 (GIF without codec)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Project one photo or a folder."""
+    source = Path(args.photo)
+    if not source.exists():
+        raise ImageLoadError(source, "no such file or folder")
+    config = ProjectionConfig(
+        steps=args.steps, space=args.space, loss=args.loss, init=args.init, mse_weight=args.mse,
+        optimize_noise=args.optimize_noise, seed=args.seed,
+        preview_every=max(1, args.steps // VIDEO_FRAMES),
+    )  # fmt: skip
+    generator = load_generator(args.model, args.device)
+    discriminator = _discriminator(args.model, args.device)
+    out = Path(args.out)
+    if source.is_dir():
+        return _run_folder(source, out, generator, discriminator, config, args)
+    row = _project_one(source, out, generator, discriminator, config, args)
+    print(f"PSNR {row['psnr']} dB, SSIM {row['ssim']}, loss {row['loss']} ({row['steps']} steps)")
+    print(f"wrote {out / 'aligned.png'}, {out / 'projected.png'}, {out / 'latent.npz'}")
+    return 0
+
+
+def _discriminator(model: str, device: str | None) -> object | None:
+    from models import load_discriminator
+
+    try:
+        return load_discriminator(model, device)
+    except Exception as exc:  # optional: any problem just means no discriminator term
+        log.info("no discriminator used: %s", exc)
+        return None
+
+
+def _align(path: Path, size: int, args: argparse.Namespace) -> AlignedFace:
+    if args.no_align:
+        return center_crop(path, size)
+    try:
+        return align_face(path, size, face_index=args.face)
+    except NoFaceFound:
+        if args.center_crop_fallback:
+            log.warning("%s: no face found; using the centre square", path)
+            return center_crop(path, size)
+        raise
+
+
+def _project_one(
+    photo: Path,
+    out: Path,
+    generator: Generator,
+    discriminator: object | None,
+    config: ProjectionConfig,
+    args: argparse.Namespace,
+) -> dict[str, str]:
+    aligned = _align(photo, generator.resolution, args)
+    out.mkdir(parents=True, exist_ok=True)
+    save_rgb(np.asarray(aligned.image), out / "aligned.png")
+    frames: list[np.ndarray] = []
+
+    with progress_bar(f"projecting {photo.name}", total=config.steps) as (bar_step, should_stop):
+
+        def on_step(progress: Progress) -> None:
+            bar_step(progress)
+            if args.video and progress.preview is not None:
+                frames.append(progress.preview)
+
+        result = project(
+            generator, aligned, config=config, discriminator=discriminator,  # type: ignore[arg-type]
+            on_step=on_step, should_stop=should_stop,
+        )  # fmt: skip
+    save_rgb(result.image, out / "projected.png")
+    meta = latent_metadata(
+        model_name=generator.name, model_fingerprint=generator.fingerprint(), space=result.space,
+        source_photo=photo.resolve(), loss=result.loss_name, steps=result.steps, psnr=result.psnr,
+        ssim=result.ssim, init=result.init, alignment=aligned.method,
+        config=json_config(result),
+    )  # fmt: skip
+    save_latent(out / "latent.npz", result.ws, metadata=meta, noise=result.noise)
+    if args.video:
+        write_video(out / "progress.mp4", result.target, frames)
+    return _row(
+        photo,
+        "projected",
+        result.psnr,
+        result.ssim,
+        result.loss_name,
+        result.steps,
+        result.seconds,
+        out,
+    )
+
+
+def json_config(result: ProjectionResult) -> dict[str, object]:
+    """The projection settings as a JSON-compatible dict."""
+    import json
+
+    return json.loads(result.config.to_json())
+
+
+def _row(
+    photo: Path,
+    status: str,
+    psnr: float,
+    ssim: float,
+    loss: str,
+    steps: int,
+    seconds: float,
+    folder: Path,
+    error: str = "",
+) -> dict[str, str]:
+    return {
+        "photo": str(photo), "status": status, "psnr": f"{psnr:.2f}", "ssim": f"{ssim:.4f}",
+        "loss": loss,
+        "steps": str(steps), "seconds": f"{seconds:.1f}", "folder": str(folder), "error": error,
+    }  # fmt: skip
+
+
+def _run_folder(
+    folder: Path,
+    out: Path,
+    generator: Generator,
+    discriminator: object | None,
+    config: ProjectionConfig,
+    args: argparse.Namespace,
+) -> int:
+    photos = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not photos:
+        raise ImageLoadError(folder, "no images in this folder")
+    rows: list[dict[str, str]] = []
+    failures = 0
+    for photo in photos:
+        target = out / photo.stem
+        latent_path = target / "latent.npz"
+        if latent_path.is_file():
+            meta = load_latent(latent_path).metadata
+            rows.append(_row(
+                photo, "done before", float(meta.get("psnr", float("nan"))),
+                float(meta.get("ssim", float("nan"))), str(meta.get("loss", "")),
+                int(meta.get("steps", 0)), 0.0, target,
+            ))  # fmt: skip
+        else:
+            try:
+                rows.append(_project_one(photo, target, generator, discriminator, config, args))
+            except (ImageLoadError, AlignmentError) as exc:
+                failures += 1
+                print(f"skipped {photo.name}: {exc.reason}")
+                rows.append(
+                    _row(
+                        photo, "failed", float("nan"), float("nan"), "", 0, 0.0, target, exc.reason
+                    )
+                )
+        write_summary(out / "summary.csv", rows)
+    done = sum(r["status"] != "failed" for r in rows)
+    print(f"{done} of {len(photos)} photos projected ({failures} failed)")
+    print(f"summary in {out / 'summary.csv'}")
+    return 0
+
+
+def write_summary(path: Path, rows: list[dict[str, str]]) -> None:
+    """Write the folder summary CSV atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(buffer.getvalue(), encoding="utf-8"))
+
+
+def write_video(path: Path, target: np.ndarray, frames: list[np.ndarray]) -> Path:
+    """Write target | projection frames as MP4 ('mp4v'); a GIF beside it when no codec works.
+
+    Returns:
+        The file written (``path``, or ``path`` with ``.gif`` when MP4 was unavailable).
+    """
+    import cv2
+
+    if not frames:
+        raise ValueError("no preview frames to write")
+    scale = max(1, 256 // target.shape[0])  # small models: enlarge so the video is watchable
+    pairs = [np.concatenate([target, frame], axis=1) for frame in frames]
+    pairs = [np.kron(p, np.ones((scale, scale, 1), np.uint8)) for p in pairs]
+    height, width = pairs[0].shape[:2]
+    fps = 25
+    written = False
+
+    def write_mp4(tmp: Path) -> None:
+        nonlocal written
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        if not writer.isOpened():
+            return
+        for pair in pairs:
+            writer.write(cv2.cvtColor(pair, cv2.COLOR_RGB2BGR))
+        writer.release()
+        written = tmp.stat().st_size > 0
+
+    # cv2 picks the container from the name, so the temp file must end in .mp4.
+    tmp = path.with_name(f".{path.stem}.tmp.mp4")
+    try:
+        write_mp4(tmp)
+        if written:
+            tmp.replace(path)
+            return path
+    finally:
+        tmp.unlink(missing_ok=True)
+    gif = path.with_suffix(".gif")
+    images = [Image.fromarray(p) for p in pairs]
+    atomic_write(
+        gif,
+        lambda t: images[0].save(
+            t, format="GIF", save_all=True, append_images=images[1:], duration=40
+        ),
+    )
+    return gif
