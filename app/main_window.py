@@ -33,6 +33,7 @@ from app.panels.components import ComponentsPanel
 from app.panels.history import HistoryPanel
 from app.panels.layers import LayersPanel
 from app.panels.mixing import MixingPanel
+from app.panels.projection import PHOTO_FILTER, PHOTO_SUFFIXES, ProjectionPanel
 from app.panels.welcome import WelcomePanel
 from app.render_service import RenderedFrame, RenderService
 from app.session import Session
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.actions_by_name = self._build_menus()
         self._build_editing()
+        self._build_projection()
         self._set_model_controls_enabled(False)
 
         self.welcome.open_model_requested.connect(self.choose_model)
@@ -399,8 +401,86 @@ class MainWindow(QMainWindow):
             self.open_dropped_file(paths[0])
 
     def open_dropped_file(self, path: Path) -> None:
-        """Open a file dropped on the window: checkpoints open as models."""
-        self.open_model(path)
+        """Open a file dropped on the window: photos are projected, anything else opens as a model.
+
+        Decided by content: a recognised checkpoint container wins, then anything Pillow reads;
+        a damaged file with a photo extension goes to projection too, whose error names it.
+        """
+        from editors.alignment import is_image_file
+        from models.errors import CheckpointError
+        from models.formats import Container, sniff_container
+
+        try:
+            is_checkpoint = sniff_container(path) is not Container.UNKNOWN
+        except CheckpointError:
+            is_checkpoint = False  # missing or unreadable: open_model reports it
+        photo_suffix = path.suffix.lower() in PHOTO_SUFFIXES
+        if not is_checkpoint and (photo_suffix or is_image_file(path)):
+            self.open_photo(path)
+        else:
+            self.open_model(path)
+
+    # -- photos and latents -----------------------------------------------------------------
+    def _build_projection(self) -> None:
+        """The Projection tab and File > Open photo… / Open latent…."""
+        self.projection_panel = ProjectionPanel(self.session, self.jobs)
+        self.add_panel(self.projection_panel, "Projection")
+        self.projection_panel.compare_changed.connect(self._on_projection_compare_changed)
+        self.model_loaded.connect(lambda _generator: self.projection_panel.refresh())
+        file_menu = self.menus["&File"]
+        before = self.actions_by_name["saveImage"]
+        for key, text, slot, shortcut in (
+            ("openPhoto", "Open &photo…", self.choose_photo, "Ctrl+Shift+P"),
+            ("openLatent", "Open &latent…", self.choose_latent, None),
+        ):
+            action = QAction(text, self)
+            action.setObjectName(f"action:{key}")
+            if shortcut:
+                action.setShortcut(QKeySequence(shortcut))
+            action.triggered.connect(slot)
+            file_menu.insertAction(before, action)
+            self.actions_by_name[key] = action
+
+    def choose_photo(self) -> None:
+        """Ask for a photo and project it."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open photo", "", PHOTO_FILTER)
+        if path:
+            self.open_photo(Path(path))
+
+    def open_photo(self, path: Path) -> Job | None:
+        """Show the Projection tab and align then project ``path`` in the background."""
+        self.panel_tabs.setCurrentWidget(self.projection_panel)
+        self.panel_dock.show()
+        return self.projection_panel.open_photo(path)
+
+    def _on_projection_compare_changed(self, target: object) -> None:
+        if target is not None:
+            self.canvas.set_rgb(target)
+        elif self.session.last_frame is not None:
+            self.canvas.set_rgb(self.session.last_frame.result.rgb)
+
+    def choose_latent(self) -> None:
+        """Ask for a latent file (.npz, rosinality .pt) and open it."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open latent", "", "Latents (*.npz *.pt);;All files (*)")
+        if path:
+            self.open_latent(Path(path))
+
+    def open_latent(self, path: Path) -> bool:
+        """Make a saved latent the current image, as one undoable step; False on failure."""
+        from editors.latent_io import load_latent
+
+        generator = self.session.generator
+        if generator is None:
+            show_error(self, ErrorReport("Could not open the latent", "Open a model first."))
+            return False
+        try:
+            ws = load_latent(path).fitted(generator.num_ws, generator.w_dim)
+        except ValueError as exc:
+            show_error(self, ErrorReport.from_exception("Could not open the latent", exc))
+            return False
+        self.session.propose(self.session.state.replace(base_ws=ws, seed=None), f"Latent {path.name}")
+        self.session.seal()
+        return True
 
     # -- editing studio ---------------------------------------------------------------------
     def _build_editing(self) -> None:
