@@ -92,7 +92,7 @@ class Session(QObject):
 
     # -- changes ------------------------------------------------------------------------------
     def propose(self, state: EditState, text: str, merge_key: str | None = None) -> None:
-        """Make ``state`` current as an undoable step (merged with the last one by ``merge_key``)."""
+        """Make ``state`` current as one undoable step (merged by ``merge_key``)."""
         self.undo_stack.push(SetStateCommand(self, self._state, state, text, merge_key))
 
     def seal(self) -> None:
@@ -194,7 +194,11 @@ class Session(QObject):
         self.undo_stack.clear()
         # Latents, directions and mixes of another model do not carry over.
         self._state = reset_edits(self._state).replace(
-            base_ws=None, directions=None, components=None, locked=frozenset(), component_layers=None
+            base_ws=None,
+            directions=None,
+            components=None,
+            locked=frozenset(),
+            component_layers=None,
         )
         self._shown_request = 0
         self.generator_changed.emit(generator)

@@ -50,7 +50,7 @@ class SetStateCommand(QUndoCommand):
     def id(self) -> int:
         return self._id
 
-    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt API
+    def mergeWith(self, other: QUndoCommand) -> bool:
         if self.sealed or not isinstance(other, SetStateCommand) or other.id() != self.id():
             return False
         self.after = other.after
@@ -76,7 +76,9 @@ def entry_state(stack: QUndoStack, index: int, current: EditState) -> EditState:
     return command.after if isinstance(command, SetStateCommand) else current
 
 
-def entries(stack: QUndoStack, current: EditState, start_text: str = "Start") -> list[tuple[str, EditState]]:
+def entries(
+    stack: QUndoStack, current: EditState, start_text: str = "Start"
+) -> list[tuple[str, EditState]]:
     """Every history entry as (text, state), entry 0 being the state before the first command."""
     result = [(start_text, entry_state(stack, 0, current))]
     for index in range(stack.count()):

@@ -51,7 +51,11 @@ def build(resolution: int, device: str):
     from models.stylegan2 import StyleGAN2Generator, rosinality_channels
 
     torch.manual_seed(0)
-    generator = StyleGAN2Generator(resolution, rosinality_channels(resolution, 2)).eval().requires_grad_(False)
+    generator = (
+        StyleGAN2Generator(resolution, rosinality_channels(resolution, 2))
+        .eval()
+        .requires_grad_(False)
+    )
     generator.update_w_avg(2000)
     generator = generator.to(device)
     rng = np.random.default_rng(0)
@@ -98,8 +102,48 @@ def drag_through_service(generator, states, draft: bool) -> tuple[float, int, fl
     return len(frames) / (end - start), len(frames), (end - released) * 1000.0
 
 
+def time_edit(
+    generator, base, name: str, draft: bool, repeats: int, device: str
+) -> tuple[float, int]:
+    """Best ms per edit of slider ``name``, and the resolution of the block it restarted at."""
+    import torch
+
+    from editors.rendering import Renderer
+    from editors.state import with_amount
+
+    renderer = Renderer(generator, draft_budget_ms=float("inf"))  # fixed 128-px drafts here
+    restarts: list[int] = []
+
+    def edit(index: int) -> None:
+        state = with_amount(base, name, 0.1 * (index + 2))  # a new amount every call
+        restarts.append(renderer.render(state.render_args(draft=draft)).start_block)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    ms = time_ms(edit, repeats)
+    return ms, generator.block_resolutions()[restarts[-1]]
+
+
+def drag_with_renderer(generator, states, draft: bool, device: str) -> tuple[float, int]:
+    """Render every step of a drag; (frames per second, draft size reached)."""
+    import torch
+
+    from editors.rendering import Renderer
+
+    renderer = Renderer(generator)
+    renderer.render(states[0].render_args(draft=draft))
+    start = time.perf_counter()
+    for state in states:
+        renderer.render(state.render_args(draft=draft))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return len(states) / (time.perf_counter() - start), renderer.draft_resolution
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--resolutions", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--repeats", type=int, default=3, help="timed edits per row")
     parser.add_argument("--device", default="cpu")
@@ -109,12 +153,12 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from editors.rendering import Renderer
     from editors.state import EditState, with_amount
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, best of {args.repeats}")
+    threads = torch.get_num_threads()
+    print(f"device {args.device}, torch threads {threads}, best of {args.repeats}")
     header = f"{'res':>5} {'edit':<10} {'mode':<6} {'ms/edit':>9} {'restart':>8}"
     print(header)
     print("-" * len(header))
@@ -122,52 +166,38 @@ def main() -> int:
     for resolution in args.resolutions:
         generator, directions = build(resolution, args.device)
         base = EditState(seed=1, truncation_psi=0.7, directions=directions)
-
-        for name in ("all", "fine"):
+        for name, label in (("all", "full"), ("fine", "fine only")):
             for draft in (False, True):
                 if draft and resolution <= 128:
                     continue
-                renderer = Renderer(generator, draft_budget_ms=float("inf"))  # fixed 128-px drafts
-                restarts = []
-
-                def edit(index: int, name: str = name, draft: bool = draft, renderer=renderer, restarts=restarts) -> None:
-                    state = with_amount(base, name, 0.1 * (index + 2))
-                    result = renderer.render(state.render_args(draft=draft))
-                    restarts.append(result.start_block)
-                    if args.device.startswith("cuda"):
-                        torch.cuda.synchronize()
-
-                ms = time_ms(edit, args.repeats)
-                restart = generator.block_resolutions()[restarts[-1]]
-                label = "full" if name == "all" else "fine only"
-                print(f"{resolution:>5} {label:<10} {'draft' if draft else 'full':<6} {ms:>9.1f} {restart:>6}px")
-
-        # A 100-step drag of the all-rows slider, rendered step by step (draft on CPU >= 256).
+                ms, restart = time_edit(generator, base, name, draft, args.repeats, args.device)
+                mode = "draft" if draft else "full"
+                print(f"{resolution:>5} {label:<10} {mode:<6} {ms:>9.1f} {restart:>6}px")
+        # A 100-step drag of the all-rows slider; drafts on a CPU from 256 px, as in the app.
         draft = args.device == "cpu" and resolution >= 256
         states = [with_amount(base, "all", 3.0 * i / DRAG_STEPS) for i in range(DRAG_STEPS)]
-        renderer = Renderer(generator)
-        renderer.render(states[0].render_args(draft=draft))
-        start = time.perf_counter()
-        for state in states:
-            renderer.render(state.render_args(draft=draft))
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        renderer_fps = DRAG_STEPS / (time.perf_counter() - start)
-        mode = f"draft {renderer.draft_resolution}px" if draft else "full"
+        fps, size = drag_with_renderer(generator, states, draft, args.device)
+        mode = f"draft {size}px" if draft else "full"
         service = None if args.no_service else drag_through_service(generator, states, draft)
-        drags.append((resolution, mode, renderer_fps, service))
+        drags.append((resolution, mode, fps, service))
 
     print()
-    header = f"{'res':>5} {'frames':<14} {'Renderer fps':>13} {'RenderService fps':>18} {'shown':>6} {'release->last ms':>17}"
-    print(f"simulated {DRAG_STEPS}-step drag (all-rows slider, one step per {DRAG_INTERVAL_S * 1000:.0f} ms)")
+    interval = DRAG_INTERVAL_S * 1000
+    print(f"simulated {DRAG_STEPS}-step drag (all-rows slider, one step per {interval:.0f} ms)")
+    header = (
+        f"{'res':>5} {'frames':<14} {'Renderer fps':>13} {'RenderService fps':>18} "
+        f"{'shown':>6} {'release->last ms':>17}"
+    )
     print(header)
     print("-" * len(header))
-    for resolution, mode, renderer_fps, service in drags:
-        if service is None:
-            print(f"{resolution:>5} {mode:<14} {renderer_fps:>13.1f} {'-':>18} {'-':>6} {'-':>17}")
-        else:
-            fps, shown, latency = service
-            print(f"{resolution:>5} {mode:<14} {renderer_fps:>13.1f} {fps:>18.1f} {shown:>6} {latency:>17.0f}")
+    for resolution, mode, fps, service in drags:
+        served = (
+            ("-", "-", "-")
+            if service is None
+            else (f"{service[0]:.1f}", str(service[1]), f"{service[2]:.0f}")
+        )
+        row = f"{resolution:>5} {mode:<14} {fps:>13.1f}"
+        print(f"{row} {served[0]:>18} {served[1]:>6} {served[2]:>17}")
     return 0
 
 

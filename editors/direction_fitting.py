@@ -97,7 +97,11 @@ def _render_batch(
     ws = generator.broadcast(w)
     options: dict[str, Any] = {}
     resolution = config.label_resolution
-    if resolution is not None and generator.resolution > resolution and generator.kind == "stylegan2":
+    if (
+        resolution is not None
+        and generator.resolution > resolution
+        and generator.kind == "stylegan2"
+    ):
         options["max_resolution"] = resolution
     return generator.synthesis(ws, noise_mode=config.noise_mode, **options)
 
@@ -131,7 +135,8 @@ def sample_and_label(
             batch_labels = np.asarray(labeler.label(batch), np.float32)
             if batch_labels.shape != (len(chunk), len(labeler.attributes)):
                 raise ValueError(
-                    f"labeler {labeler.name!r} returned labels of shape {list(batch_labels.shape)}, "
+                    f"labeler {labeler.name!r} returned labels of shape "
+                    f"{list(batch_labels.shape)}, "
                     f"expected [{len(chunk)}, {len(labeler.attributes)}]"
                 )
             latents.append(w_numpy)
@@ -175,7 +180,9 @@ def fit_directions(
             f"labeler {labeler.name!r} has no attribute {', '.join(unknown)}; "
             f"it labels {', '.join(labeler.attributes)}"
         )
-    w, labels = sample_and_label(generator, labeler, config, on_step=on_step, should_stop=should_stop)
+    w, labels = sample_and_label(
+        generator, labeler, config, on_step=on_step, should_stop=should_stop
+    )
     check_stop(should_stop)
     total = len(w)
     space = latent_space(generator)

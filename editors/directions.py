@@ -98,14 +98,18 @@ class Direction:
             raise ValueError("a direction needs a name")
         vector = np.asarray(self.vector, dtype=np.float64)
         if vector.ndim != 1 or vector.size == 0:
-            raise ValueError(f"direction {self.name!r}: vector must be 1-D, got shape {vector.shape}")
+            raise ValueError(
+                f"direction {self.name!r}: vector must be 1-D, got shape {vector.shape}"
+            )
         norm = float(np.linalg.norm(vector))
         if not math.isfinite(norm) or norm == 0.0:
             raise ValueError(f"direction {self.name!r}: vector is zero or not finite")
         object.__setattr__(self, "vector", _read_only(vector / norm))
         object.__setattr__(self, "layers", check_layers(self.layers))
         if self.space not in ("w", "z"):
-            raise ValueError(f"direction {self.name!r}: space must be 'w' or 'z', got {self.space!r}")
+            raise ValueError(
+                f"direction {self.name!r}: space must be 'w' or 'z', got {self.space!r}"
+            )
         metrics = {str(k): float(v) for k, v in dict(self.metrics).items()}
         object.__setattr__(self, "metrics", MappingProxyType(metrics))
         object.__setattr__(self, "fitted_with", MappingProxyType(dict(self.fitted_with)))
@@ -133,8 +137,12 @@ class Direction:
     def replace(self, **changes: Any) -> Direction:
         """A copy with ``changes`` applied."""
         values = {
-            "name": self.name, "vector": self.vector, "layers": self.layers, "space": self.space,
-            "metrics": self.metrics, "fitted_with": self.fitted_with,
+            "name": self.name,
+            "vector": self.vector,
+            "layers": self.layers,
+            "space": self.space,
+            "metrics": self.metrics,
+            "fitted_with": self.fitted_with,
         }
         values.update(changes)
         return Direction(**values)
@@ -195,7 +203,7 @@ class DirectionSet:
         return np.stack([d.vector for d in self.directions])
 
     def merged(self, directions: Iterable[Direction]) -> DirectionSet:
-        """A set with ``directions`` added; a direction with an existing name replaces it in place."""
+        """A set with ``directions`` added; one with an existing name replaces it in place."""
         incoming = {d.name: d for d in directions}
         kept = [incoming.pop(d.name, d) for d in self.directions]
         return DirectionSet(
@@ -280,7 +288,7 @@ def shift(
     amount: float,
     *,
     vector: npt.ArrayLike | None = None,
-    layers: Layers | None | Literal["direction"] = "direction",
+    layers: Layers | Literal["direction"] | None = "direction",
 ) -> FloatArray:
     """Move ``ws`` by ``amount`` along ``direction`` on the direction's rows (pure).
 
@@ -310,7 +318,11 @@ def shift(
     if layers == "direction":
         rows = direction.rows(num_ws)
     else:
-        rows = range(num_ws) if layers is None else range(min(layers[0], num_ws), min(layers[1], num_ws))
+        rows = (
+            range(num_ws)
+            if layers is None
+            else range(min(layers[0], num_ws), min(layers[1], num_ws))
+        )
     if len(rows):
         result[..., rows.start : rows.stop, :] += np.float32(amount) * step
     return result
@@ -369,7 +381,7 @@ class AttributeDirectionEstimator(BaseEstimator):
         self,
         *,
         target: Literal["auto", "binary", "continuous"] = "auto",
-        Cs: Sequence[float] = DEFAULT_CS,  # noqa: N803 - scikit-learn's name
+        Cs: Sequence[float] = DEFAULT_CS,
         alphas: Sequence[float] = DEFAULT_ALPHAS,
         cv: int = 5,
         heldout_fraction: float = 0.2,
@@ -396,7 +408,11 @@ class AttributeDirectionEstimator(BaseEstimator):
         # Centre and divide by one scalar: the solvers converge much faster on unit-scale data,
         # and a scalar leaves the geometry (the normal's direction) unchanged.
         self._mean = w_array.mean(axis=0) if w_array.size else np.zeros(w_array.shape[1])
-        spread = float(np.sqrt(((w_array - self._mean) ** 2).sum(axis=1).mean())) if w_array.size else 1.0
+        spread = (
+            float(np.sqrt(((w_array - self._mean) ** 2).sum(axis=1).mean()))
+            if w_array.size
+            else 1.0
+        )
         self._spread = spread if spread > 0 else 1.0
         scaled = (w_array - self._mean) / self._spread
         if binary:
@@ -597,7 +613,12 @@ def save_directions(directions: DirectionSet, path: str | Path) -> Path:
     if not directions.directions:
         raise ValueError("there are no directions to save")
     data, vectors = directions_to_json(directions)
-    index = {"kind": FILE_KIND, "schema_version": SCHEMA_VERSION, "vectors_file": npz_path.name, **data}
+    index = {
+        "kind": FILE_KIND,
+        "schema_version": SCHEMA_VERSION,
+        "vectors_file": npz_path.name,
+        **data,
+    }
 
     def write_npz(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
@@ -652,6 +673,7 @@ def check_compatible(directions: DirectionSet, w_dim: int, space: Space) -> None
     spaces = {d.space for d in directions}
     if spaces and spaces != {space}:
         raise ValueError(
-            f"{origin}directions live in {'/'.join(sorted(spaces))} space but this model is edited in "
+            f"{origin}directions live in {'/'.join(sorted(spaces))} space "
+            "but this model is edited in "
             f"{space} space"
         )

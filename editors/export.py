@@ -80,7 +80,9 @@ def _times(config: VideoConfig) -> list[float]:
     return [float(t) for t in times]
 
 
-def frame_args(renderer: Renderer, spec: SweepSpec | InterpolationSpec, config: VideoConfig) -> Iterator[RenderArgs]:
+def frame_args(
+    renderer: Renderer, spec: SweepSpec | InterpolationSpec, config: VideoConfig
+) -> Iterator[RenderArgs]:
     """The render request of every frame, in order."""
     if isinstance(spec, InterpolationSpec):
         start = renderer.resolve_ws(spec.start.render_args())[0].cpu().numpy()
@@ -93,7 +95,9 @@ def frame_args(renderer: Renderer, spec: SweepSpec | InterpolationSpec, config: 
         else:
             ws = (np.float32(1.0 - t) * start + np.float32(t) * end).astype(np.float32)
             yield RenderArgs(
-                seed=None, ws=ws, noise_mode=spec.start.noise_mode,
+                seed=None,
+                ws=ws,
+                noise_mode=spec.start.noise_mode,
                 noise_strength=spec.start.noise_strength,
             )
 
@@ -103,7 +107,9 @@ class _Mp4Writer:
         import cv2
 
         self._cv2 = cv2
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
+        self._writer = cv2.VideoWriter(
+            str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size)
+        )
         if not self._writer.isOpened():
             raise OSError(f"{path}: OpenCV cannot write MP4 video here")
 
@@ -127,8 +133,12 @@ class _GifWriter:
         if self._frames:
             first, *rest = self._frames
             first.save(
-                self._path, format="GIF", save_all=True, append_images=rest,
-                duration=self._duration_ms, loop=0,
+                self._path,
+                format="GIF",
+                save_all=True,
+                append_images=rest,
+                duration=self._duration_ms,
+                loop=0,
             )
 
 

@@ -138,11 +138,21 @@ def head_pose(landmarks: npt.ArrayLike, image_size: tuple[int, int]) -> tuple[fl
     depth = camera[0, 0] * model_span / image_span
     nose = points[30]
     tvec = np.array(
-        [(nose[0] - camera[0, 2]) * depth / camera[0, 0], (nose[1] - camera[1, 2]) * depth / camera[1, 1], depth]
+        [
+            (nose[0] - camera[0, 2]) * depth / camera[0, 0],
+            (nose[1] - camera[1, 2]) * depth / camera[1, 1],
+            depth,
+        ]
     ).reshape(3, 1)
     rvec = np.zeros((3, 1))
     ok, rvec, _ = cv2.solvePnP(
-        model, image_points, camera, np.zeros(4), rvec, tvec, useExtrinsicGuess=True,
+        model,
+        image_points,
+        camera,
+        np.zeros(4),
+        rvec,
+        tvec,
+        useExtrinsicGuess=True,
         flags=cv2.SOLVEPNP_ITERATIVE,
     )
     if not ok:
@@ -185,7 +195,9 @@ def face_measures(landmarks: npt.ArrayLike) -> dict[str, float]:
     width = float(np.linalg.norm(corners[0] - corners[1]))
     lip_centre_y = (level[UPPER_LIP_TOP, 1] + level[LOWER_LIP_BOTTOM, 1]) / 2.0
     lift = float(lip_centre_y - corners[:, 1].mean())  # y grows downwards: lifted corners > 0
-    eyes = (_eye_aspect_ratio(points[list(LEFT_EYE)]) + _eye_aspect_ratio(points[list(RIGHT_EYE)])) / 2
+    eyes = (
+        _eye_aspect_ratio(points[list(LEFT_EYE)]) + _eye_aspect_ratio(points[list(RIGHT_EYE)])
+    ) / 2
     return {"mouth_open": float(gap), "smile": width + lift, "eye_open": float(eyes)}
 
 
@@ -245,12 +257,16 @@ class LandmarkLabeler(Labeler):
         factor = max(1, math.ceil(MIN_DETECTION_SIZE / min(height, width)))
         image = np.ascontiguousarray(rgb)
         if factor > 1:
-            image = cv2.resize(image, (width * factor, height * factor), interpolation=cv2.INTER_CUBIC)
+            image = cv2.resize(
+                image, (width * factor, height * factor), interpolation=cv2.INTER_CUBIC
+            )
         faces = detector(image, self.upsample_times)
         if len(faces) == 0:
             return None
         face = max(faces, key=lambda r: r.width() * r.height())
-        shape = predictor(image, dlib.rectangle(face.left(), face.top(), face.right(), face.bottom()))
+        shape = predictor(
+            image, dlib.rectangle(face.left(), face.top(), face.right(), face.bottom())
+        )
         points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float64)
         return points / factor
 
@@ -261,7 +277,15 @@ class LandmarkLabeler(Labeler):
             return [math.nan] * 6 + [0.0]
         yaw, pitch, roll = head_pose(points, rgb.shape[:2])
         measures = face_measures(points)
-        return [yaw, pitch, roll, measures["mouth_open"], measures["smile"], measures["eye_open"], 1.0]
+        return [
+            yaw,
+            pitch,
+            roll,
+            measures["mouth_open"],
+            measures["smile"],
+            measures["eye_open"],
+            1.0,
+        ]
 
     def label(self, batch: SampleBatch) -> FloatArray:
         """Label every image of ``batch``."""
@@ -311,7 +335,9 @@ class ClassifierLabeler(Labeler):
         self.name = "classifier"
 
     @classmethod
-    def from_file(cls, path: str | Path, attributes: Sequence[str] | None = None) -> ClassifierLabeler:
+    def from_file(
+        cls, path: str | Path, attributes: Sequence[str] | None = None
+    ) -> ClassifierLabeler:
         """Load a classifier file written by ``models.classifier.save_classifier``."""
         from models.classifier import load_classifier
 

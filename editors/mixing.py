@@ -69,7 +69,9 @@ class LatentSource:
             if ws.flags.writeable or ws.dtype != np.float32:
                 object.__setattr__(self, "ws", _frozen(ws))
         if not self.label:
-            object.__setattr__(self, "label", f"seed {self.seed}" if self.seed is not None else "latent")
+            object.__setattr__(
+                self, "label", f"seed {self.seed}" if self.seed is not None else "latent"
+            )
 
     def same_as(self, other: LatentSource | None) -> bool:
         """True when both describe the same latent."""

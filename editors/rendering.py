@@ -90,10 +90,18 @@ class RenderArgs:
         if not states_equal(self.state, other.state):
             return False
         return (
-            self.seed, self.truncation_psi, self.noise_mode, self.noise_strength, self.draft,
+            self.seed,
+            self.truncation_psi,
+            self.noise_mode,
+            self.noise_strength,
+            self.draft,
             self.measure_identity,
         ) == (
-            other.seed, other.truncation_psi, other.noise_mode, other.noise_strength, other.draft,
+            other.seed,
+            other.truncation_psi,
+            other.noise_mode,
+            other.noise_strength,
+            other.draft,
             other.measure_identity,
         ) and self.noise_mode != "random"
 
@@ -224,7 +232,10 @@ class Renderer:
     def _adapt_draft(self, elapsed_ms: float) -> None:
         # Keep drags responsive on slow machines: a draft far over budget halves the preview
         # size (down to ``min_draft_resolution``); one far under budget doubles it back.
-        if elapsed_ms > 1.5 * self.draft_budget_ms and self.draft_resolution // 2 >= self.min_draft_resolution:
+        if (
+            elapsed_ms > 1.5 * self.draft_budget_ms
+            and self.draft_resolution // 2 >= self.min_draft_resolution
+        ):
             self.draft_resolution //= 2
         elif elapsed_ms < self.draft_budget_ms / 4 and self.draft_resolution * 2 <= self._max_draft:
             self.draft_resolution *= 2
@@ -364,9 +375,7 @@ def render_thumbnails(
     renderer._synthesis_cache = None  # unrelated latents: the cache would only cost memory
     size = min(size, generator.resolution)
     # Stop at the smallest block that still covers the thumbnail: far cheaper on big models.
-    resolution = next(
-        (r for r in _block_resolutions(generator) if r >= size), generator.resolution
-    )
+    resolution = next((r for r in _block_resolutions(generator) if r >= size), generator.resolution)
     thumbnails: list[np.ndarray] = []
     with torch.inference_mode():
         for index, source in enumerate(sources):
@@ -377,9 +386,13 @@ def render_thumbnails(
                 options["max_resolution"] = resolution
             rgb = to_rgb_u8(generator.synthesis(ws, noise_mode=noise_mode, **options))[0]
             if rgb.shape[0] != size:
-                rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS))
+                rgb = np.asarray(
+                    Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS)
+                )
             thumbnails.append(rgb)
-            report(on_step, Progress(index + 1, len(sources), f"{index + 1}/{len(sources)} samples"))
+            report(
+                on_step, Progress(index + 1, len(sources), f"{index + 1}/{len(sources)} samples")
+            )
     return thumbnails
 
 

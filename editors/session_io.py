@@ -52,7 +52,11 @@ class SessionFile:
 
     def mismatch(self, fingerprint: str | None) -> str | None:
         """Why the session does not fit the model with ``fingerprint`` (None when it does)."""
-        if self.model.fingerprint is None or fingerprint is None or fingerprint == self.model.fingerprint:
+        if (
+            self.model.fingerprint is None
+            or fingerprint is None
+            or fingerprint == self.model.fingerprint
+        ):
             return None
         where = f" ({self.model.path})" if self.model.path else ""
         return (
@@ -100,7 +104,11 @@ def save_session(path: str | Path, state: EditState, model: ModelReference) -> P
         donor = state.mix.donor
         document["mix"] = {
             "row_weights": list(state.mix.row_weights),
-            "donor": {"seed": donor.seed, "truncation_psi": donor.truncation_psi, "label": donor.label},
+            "donor": {
+                "seed": donor.seed,
+                "truncation_psi": donor.truncation_psi,
+                "label": donor.label,
+            },
         }
         if donor.ws is not None:
             arrays["donor_ws"] = np.asarray(donor.ws, np.float32)
@@ -148,7 +156,9 @@ def _model(document: dict[str, Any]) -> ModelReference:
     return ModelReference(model.get("path"), model.get("fingerprint"), str(model.get("name") or ""))
 
 
-def _directions(document: dict[str, Any], arrays: dict[str, np.ndarray], key: str) -> DirectionSet | None:
+def _directions(
+    document: dict[str, Any], arrays: dict[str, np.ndarray], key: str
+) -> DirectionSet | None:
     index = document.get(key)
     if index is None:
         return None
@@ -174,7 +184,9 @@ def _state(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> EditState
     amounts = {str(k): float(v) for k, v in document.get("attribute_amounts", {}).items()}
     unknown = sorted(set(amounts) - names)
     if unknown:
-        raise ValueError(f"amounts for directions that are not in the session: {', '.join(unknown)}")
+        raise ValueError(
+            f"amounts for directions that are not in the session: {', '.join(unknown)}"
+        )
     base_ws = arrays.get("base_ws")
     if base_ws is not None and base_ws.ndim != 2:
         raise ValueError(f"the latent must be [num_ws, w_dim], got {list(base_ws.shape)}")
@@ -190,7 +202,9 @@ def _state(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> EditState
         attribute_amounts=amounts,
         locked=frozenset(str(n) for n in document.get("locked", [])),
         components=components,
-        component_amounts={str(k): float(v) for k, v in document.get("component_amounts", {}).items()},
+        component_amounts={
+            str(k): float(v) for k, v in document.get("component_amounts", {}).items()
+        },
         component_layers=tuple(layers) if layers else None,
         mix=mix,
     )
@@ -208,12 +222,19 @@ def check_session_fits(
         shapes.append(("mixing donor", state.mix.donor.ws.shape))
     for what, shape in shapes:
         if tuple(shape) != (num_ws, w_dim):
-            raise ValueError(f"the session's {what} is {list(shape)}; this model needs [{num_ws}, {w_dim}]")
+            raise ValueError(
+                f"the session's {what} is {list(shape)}; this model needs [{num_ws}, {w_dim}]"
+            )
     if state.mix is not None and len(state.mix.row_weights) != num_ws:
-        raise ValueError(f"the session mixes {len(state.mix.row_weights)} rows; this model has {num_ws}")
+        raise ValueError(
+            f"the session mixes {len(state.mix.row_weights)} rows; this model has {num_ws}"
+        )
     for directions in (state.directions, state.components):
         if directions is not None and directions.w_dim not in (None, w_dim):
-            raise ValueError(f"the session's directions have {directions.w_dim} dimensions; this model has {w_dim}")
+            raise ValueError(
+                f"the session's directions have {directions.w_dim} dimensions; "
+                f"this model has {w_dim}"
+            )
     if state.noise_strength is not None:
         if any(s < 0 for s in state.noise_strength):
             raise ValueError("noise strengths must not be negative")

@@ -144,9 +144,7 @@ def reset_edits(state: EditState) -> EditState:
 
     The latent, truncation, noise mode, direction sets and locks are kept.
     """
-    return state.replace(
-        attribute_amounts={}, component_amounts={}, mix=None, noise_strength=None
-    )
+    return state.replace(attribute_amounts={}, component_amounts={}, mix=None, noise_strength=None)
 
 
 def states_equal(a: EditState | None, b: EditState | None) -> bool:
@@ -162,7 +160,8 @@ def states_equal(a: EditState | None, b: EditState | None) -> bool:
     if (a.mix is None) != (b.mix is None) or (a.mix is not None and not a.mix.same_as(b.mix)):
         return False
     return (
-        (a.seed, a.truncation_psi, a.noise_mode, a.noise_strength) == (b.seed, b.truncation_psi, b.noise_mode, b.noise_strength)
+        (a.seed, a.truncation_psi, a.noise_mode, a.noise_strength)
+        == (b.seed, b.truncation_psi, b.noise_mode, b.noise_strength)
         and a.directions is b.directions
         and a.components is b.components
         and dict(a.attribute_amounts) == dict(b.attribute_amounts)

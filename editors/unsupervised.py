@@ -87,12 +87,20 @@ class PCADirectionEstimator(BaseEstimator):
         self.mean_ = pca.mean_.astype(np.float32)
         return self
 
-    def to_directions(self, layers: Layers | None = None, space: str = "w") -> tuple[Direction, ...]:
+    def to_directions(
+        self, layers: Layers | None = None, space: str = "w"
+    ) -> tuple[Direction, ...]:
         """One ``Direction`` per component, named "Component k"."""
         return tuple(
             Direction(
-                component_name(k), vector, layers, space,  # type: ignore[arg-type]
-                {"std": float(self.stdev_[k]), "explained_variance_ratio": float(self.explained_variance_ratio_[k])},
+                component_name(k),
+                vector,
+                layers,
+                space,  # type: ignore[arg-type]
+                {
+                    "std": float(self.stdev_[k]),
+                    "explained_variance_ratio": float(self.explained_variance_ratio_[k]),
+                },
                 {"method": "pca", "estimator": type(self).__name__, **self.get_params()},
             )
             for k, vector in enumerate(self.components_)
@@ -184,12 +192,18 @@ def compute_components(
     """
     space = "z" if generator.kind == "progan" else "w"
     w = sample_w(
-        generator, config.num_samples, seed=config.seed, truncation_psi=config.truncation_psi,
-        on_step=on_step, should_stop=should_stop,
+        generator,
+        config.num_samples,
+        seed=config.seed,
+        truncation_psi=config.truncation_psi,
+        on_step=on_step,
+        should_stop=should_stop,
     )
     check_stop(should_stop)
     if config.method == "pca":
-        estimator = PCADirectionEstimator(n_components=config.n_components, random_state=config.seed).fit(w)
+        estimator = PCADirectionEstimator(
+            n_components=config.n_components, random_state=config.seed
+        ).fit(w)
         directions = estimator.to_directions(config.layers, space)
     else:
         vectors, eigenvalues = sefa_basis(generator, config.layers)
@@ -197,13 +211,18 @@ def compute_components(
         spreads = (w.astype(np.float64) @ vectors[:count].T.astype(np.float64)).std(axis=0)
         directions = tuple(
             Direction(
-                component_name(k), vectors[k], config.layers, space,  # type: ignore[arg-type]
+                component_name(k),
+                vectors[k],
+                config.layers,
+                space,  # type: ignore[arg-type]
                 {"std": float(spreads[k]), "eigenvalue": float(eigenvalues[k])},
                 {"method": "sefa", "layers": list(config.layers) if config.layers else None},
             )
             for k in range(count)
         )
-    report(on_step, Progress(config.num_samples, config.num_samples, f"{len(directions)} components"))
+    report(
+        on_step, Progress(config.num_samples, config.num_samples, f"{len(directions)} components")
+    )
     return DirectionSet(directions, generator.fingerprint(), generator.name)
 
 

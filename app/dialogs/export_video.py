@@ -1,4 +1,4 @@
-"""Export: the current picture at full resolution, or a video (slider sweep / history interpolation).
+"""Export: the current picture at full resolution, or a video (slider sweep or interpolation).
 
 Both render in a ``Job``; the video dialog shows progress and can cancel (nothing is written then).
 """
@@ -54,7 +54,9 @@ def export_image_job(session: Session, path: str | Path) -> Job | None:
     """A Job that saves the current state's picture at full resolution (not yet started)."""
     if session.generator is None:
         return None
-    return Job("Could not export the image", render_and_save, session.generator, session.state, Path(path))
+    return Job(
+        "Could not export the image", render_and_save, session.generator, session.state, Path(path)
+    )
 
 
 class ExportVideoDialog(QDialog):
@@ -164,7 +166,9 @@ class ExportVideoDialog(QDialog):
         for kind, directions in (("attribute", state.directions), ("component", state.components)):
             for direction in directions or ():
                 self._sliders.append((kind, direction.name, direction.scale))
-                self.slider_combo.addItem(direction.name if kind == "attribute" else f"{direction.name}")
+                self.slider_combo.addItem(
+                    direction.name if kind == "attribute" else f"{direction.name}"
+                )
         self.sweep_radio.setEnabled(bool(self._sliders))
         self._entries = []
         for combo in (self.start_combo, self.end_combo):
@@ -182,7 +186,9 @@ class ExportVideoDialog(QDialog):
             self.size_spin.setValue(generator.resolution)
 
     def _choose_path(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export video", self.path_edit.text() or "edit.mp4", VIDEO_FILTER)
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export video", self.path_edit.text() or "edit.mp4", VIDEO_FILTER
+        )
         if path:
             self.path_edit.setText(path)
 
@@ -194,8 +200,11 @@ class ExportVideoDialog(QDialog):
                 raise ValueError("there is no slider to sweep")
             kind, name, scale = self._sliders[index]
             return SweepSpec(
-                self.session.state, kind,  # type: ignore[arg-type]
-                name, self.sweep_from.value() * scale, self.sweep_to.value() * scale,
+                self.session.state,
+                kind,  # type: ignore[arg-type]
+                name,
+                self.sweep_from.value() * scale,
+                self.sweep_to.value() * scale,
             )
         start, end = self.start_combo.currentIndex(), self.end_combo.currentIndex()
         if start < 0 or end < 0:
@@ -215,8 +224,10 @@ class ExportVideoDialog(QDialog):
             if path.suffix.lower() not in (".mp4", ".gif"):
                 raise ValueError(f"{path.name}: use .mp4 or .gif")
             config = VideoConfig(
-                frames=self.frames_spin.value(), fps=self.fps_spin.value(),
-                size=self.size_spin.value(), ping_pong=self.ping_pong.isChecked(),
+                frames=self.frames_spin.value(),
+                fps=self.fps_spin.value(),
+                size=self.size_spin.value(),
+                ping_pong=self.ping_pong.isChecked(),
             )
             spec = self.spec()
         except ValueError as exc:

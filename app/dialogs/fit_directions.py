@@ -29,7 +29,7 @@ from app.errors import ErrorReport, show_error
 from app.workers import Job
 from editors.direction_fitting import DirectionFitConfig, fit_directions
 from editors.directions import default_directions_path, save_directions
-from editors.labelers import ClassifierLabeler, LandmarkLabeler, Labeler
+from editors.labelers import ClassifierLabeler, Labeler, LandmarkLabeler
 from editors.mixing import group_layers
 
 if TYPE_CHECKING:
@@ -39,8 +39,12 @@ if TYPE_CHECKING:
     from models.jobs import Progress
 
 CLASSIFIER_FILTER = "Attribute classifiers (*.safetensors);;All files (*)"
-LAYER_CHOICES = (("All rows", None), ("Coarse (4–8 px)", "coarse"), ("Middle (16–32 px)", "middle"),
-                 ("Fine (64 px and up)", "fine"))
+LAYER_CHOICES = (
+    ("All rows", None),
+    ("Coarse (4–8 px)", "coarse"),
+    ("Middle (16–32 px)", "middle"),
+    ("Fine (64 px and up)", "fine"),
+)
 
 
 class FitDirectionsDialog(QDialog):
@@ -80,13 +84,17 @@ class FitDirectionsDialog(QDialog):
         self.samples_spin.setObjectName("samplesSpin")
         self.samples_spin.setRange(20, 1_000_000)
         self.samples_spin.setValue(2000)
-        self.samples_spin.setToolTip("Latents sampled, rendered and labelled (more = steadier directions)")
+        self.samples_spin.setToolTip(
+            "Latents sampled, rendered and labelled (more = steadier directions)"
+        )
         self.truncation_spin = QDoubleSpinBox()
         self.truncation_spin.setObjectName("fitTruncationSpin")
         self.truncation_spin.setRange(0.1, 1.0)
         self.truncation_spin.setSingleStep(0.05)
         self.truncation_spin.setValue(0.7)
-        self.truncation_spin.setToolTip("Truncation of the samples: lower = more typical faces, easier to label")
+        self.truncation_spin.setToolTip(
+            "Truncation of the samples: lower = more typical faces, easier to label"
+        )
         self.layers_combo = QComboBox()
         self.layers_combo.setObjectName("layersCombo")
         for text, _ in LAYER_CHOICES:

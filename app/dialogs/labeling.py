@@ -109,7 +109,9 @@ class LabelingDialog(QDialog):
         bottom.addWidget(close)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Click a sample: once = has it, twice = hasn't, three times = untagged."))
+        layout.addWidget(
+            QLabel("Click a sample: once = has it, twice = hasn't, three times = untagged.")
+        )
         layout.addLayout(top)
         layout.addWidget(scroll, 1)
         layout.addLayout(bottom)
@@ -188,7 +190,9 @@ class LabelingDialog(QDialog):
         has, hasnt = self.counts_by_tag()
         name = self.name_edit.text().strip() or "the attribute"
         self.counts.setText(f"{has} with {name}, {hasnt} without (need {MIN_PER_CLASS} of each)")
-        ready = has >= MIN_PER_CLASS and hasnt >= MIN_PER_CLASS and bool(self.name_edit.text().strip())
+        ready = (
+            has >= MIN_PER_CLASS and hasnt >= MIN_PER_CLASS and bool(self.name_edit.text().strip())
+        )
         running = self.fit_job is not None and self.fit_job.is_running
         self.fit_button.setEnabled(ready and not running and self.session.generator is not None)
 
@@ -202,8 +206,10 @@ class LabelingDialog(QDialog):
         try:
             labeler = ManualLabeler(self.name_edit.text(), tags)
             config = DirectionFitConfig(
-                seeds=labeler.seeds, truncation_psi=self.session.state.truncation_psi,
-                min_per_class=MIN_PER_CLASS, cv=3,
+                seeds=labeler.seeds,
+                truncation_psi=self.session.state.truncation_psi,
+                min_per_class=MIN_PER_CLASS,
+                cv=3,
             )
         except ValueError as exc:
             show_error(self, ErrorReport.from_exception("Cannot fit the direction", exc))

@@ -1,4 +1,4 @@
-"""The Attributes tab: one slider per attribute direction, with lock and reset, plus direction files.
+"""The Attributes tab: a slider per attribute direction, with lock and reset; direction files.
 
 Sliders are in σ (the spread of sampled latents along the direction); the state stores latent
 units (σ × ``Direction.scale``). Every change goes through ``Session.propose``; a drag is one undo
@@ -106,7 +106,9 @@ class _AttributeRow:
         self.reset.setObjectName(f"reset:{name}")
         self.reset.setText("↺")
         self.reset.setToolTip(f"Reset {name} to 0")
-        self.slider.valueChanged.connect(lambda value: panel._on_attribute_slider_changed(name, value))
+        self.slider.valueChanged.connect(
+            lambda value: panel._on_attribute_slider_changed(name, value)
+        )
         self.slider.sliderPressed.connect(panel._on_attribute_slider_pressed)
         self.slider.sliderReleased.connect(lambda: panel._on_attribute_slider_released(name))
         self.lock.toggled.connect(lambda checked: panel._on_lock_toggled(name, checked))
@@ -145,15 +147,33 @@ class AttributesPanel(QWidget):
         self.set_label.setObjectName("directionSetLabel")
         self.set_label.setWordWrap(True)
         buttons = QGridLayout()
-        self.load_button = self._button("Load…", "loadDirectionsButton", self.choose_directions_file,
-                                        "Open a direction set (.directions.json + .npz)")
-        self.save_button = self._button("Save…", "saveDirectionsButton", self.choose_save_destination,
-                                        "Save these directions beside the model or elsewhere")
-        self.fit_button = self._button("Fit directions…", "fitDirectionsButton", self.open_fit_dialog,
-                                       "Sample, render, label and fit attribute directions (TL-GAN)")
-        self.tag_button = self._button("Tag samples…", "labelSamplesButton", self.open_labeling_dialog,
-                                       "Make a direction from your own has / hasn't tags")
-        for index, button in enumerate((self.load_button, self.save_button, self.fit_button, self.tag_button)):
+        self.load_button = self._button(
+            "Load…",
+            "loadDirectionsButton",
+            self.choose_directions_file,
+            "Open a direction set (.directions.json + .npz)",
+        )
+        self.save_button = self._button(
+            "Save…",
+            "saveDirectionsButton",
+            self.choose_save_destination,
+            "Save these directions beside the model or elsewhere",
+        )
+        self.fit_button = self._button(
+            "Fit directions…",
+            "fitDirectionsButton",
+            self.open_fit_dialog,
+            "Sample, render, label and fit attribute directions (TL-GAN)",
+        )
+        self.tag_button = self._button(
+            "Tag samples…",
+            "labelSamplesButton",
+            self.open_labeling_dialog,
+            "Make a direction from your own has / hasn't tags",
+        )
+        for index, button in enumerate(
+            (self.load_button, self.save_button, self.fit_button, self.tag_button)
+        ):
             buttons.addWidget(button, index // 2, index % 2)
 
         self.notice = QLabel()
@@ -187,7 +207,8 @@ class AttributesPanel(QWidget):
         self.identity_check.setToolTip(
             "Distance of the edited face from the unedited one (dlib face descriptors; "
             "below 0.6 = same person). Measured after each full frame."
-            if identity_supported else "Needs the face-identity module"
+            if identity_supported
+            else "Needs the face-identity module"
         )
         self.identity_check.toggled.connect(self.session.set_measure_identity)
         self.identity_label = QLabel("")
@@ -252,7 +273,9 @@ class AttributesPanel(QWidget):
             self.empty_label.show()
             return
         self.empty_label.hide()
-        origin = directions.source.name if directions.source is not None else "fitted in this session"
+        origin = (
+            directions.source.name if directions.source is not None else "fitted in this session"
+        )
         self.set_label.setText(f"{len(directions)} directions ({origin})")
         self.set_label.setToolTip(str(directions.source) if directions.source else "")
         if self._lock_header is None:
@@ -278,7 +301,9 @@ class AttributesPanel(QWidget):
         sigma = value / STEPS_PER_SIGMA
         self._rows[name].value.setText(f"{sigma:+.2f}σ")
         amount = sigma * state.directions[name].scale
-        self.session.propose(with_amount(state, name, amount), f"{name} {sigma:+.2f}σ", f"attr:{name}")
+        self.session.propose(
+            with_amount(state, name, amount), f"{name} {sigma:+.2f}σ", f"attr:{name}"
+        )
         if not self._rows[name].slider.isSliderDown():
             self.session.seal()  # keyboard and wheel steps are entries of their own
 
@@ -293,7 +318,9 @@ class AttributesPanel(QWidget):
             self._preserve_identity(start, name)
 
     def _on_lock_toggled(self, name: str, locked: bool) -> None:
-        self.session.propose(with_lock(self.session.state, name, locked), f"{'Lock' if locked else 'Unlock'} {name}")
+        self.session.propose(
+            with_lock(self.session.state, name, locked), f"{'Lock' if locked else 'Unlock'} {name}"
+        )
         self.session.seal()
 
     def _on_reset_clicked(self, name: str) -> None:
@@ -311,7 +338,9 @@ class AttributesPanel(QWidget):
         if distance is None:
             self.identity_label.setText("drift: no face found")
         else:
-            verdict = "same person" if distance < SAME_PERSON_DISTANCE else "looks like someone else"
+            verdict = (
+                "same person" if distance < SAME_PERSON_DISTANCE else "looks like someone else"
+            )
             self.identity_label.setText(f"drift {distance:.2f} ({verdict})")
 
     def _preserve_identity(self, start: EditState, name: str) -> None:
@@ -322,9 +351,18 @@ class AttributesPanel(QWidget):
             return
         if self._preserve_job is not None and self._preserve_job.is_running:
             self._preserve_job.request_stop()
-        job = Job("Could not preserve identity", limit_identity_drift, generator, start, name, amount,
-                  threshold=SAME_PERSON_DISTANCE)
-        job.succeeded.connect(lambda limited: self._on_preserve_job_succeeded(released, name, limited))
+        job = Job(
+            "Could not preserve identity",
+            limit_identity_drift,
+            generator,
+            start,
+            name,
+            amount,
+            threshold=SAME_PERSON_DISTANCE,
+        )
+        job.succeeded.connect(
+            lambda limited: self._on_preserve_job_succeeded(released, name, limited)
+        )
         job.failed.connect(lambda report: show_error(self, report))
         self._preserve_job = job
         self.identity_label.setText("checking identity…")
@@ -384,9 +422,13 @@ class AttributesPanel(QWidget):
         if automatic:
             self._show_notice(warning.capitalize() + ".", offer_use=True)
             return False
-        box = QMessageBox(QMessageBox.Icon.Question, "Directions from another model",
-                          warning.capitalize() + ".\n\nUse them anyway?",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Directions from another model",
+            warning.capitalize() + ".\n\nUse them anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
         box.setObjectName("directionsMismatchBox")
         box.finished.connect(self._on_mismatch_box_finished)
         self.mismatch_box = box
@@ -419,7 +461,9 @@ class AttributesPanel(QWidget):
     def choose_save_destination(self) -> None:
         """Ask where to save the current directions and save them."""
         model_path = self.session.model_path
-        suggestion = str(default_directions_path(model_path)) if model_path else "faces.directions.json"
+        suggestion = (
+            str(default_directions_path(model_path)) if model_path else "faces.directions.json"
+        )
         path, _ = QFileDialog.getSaveFileName(self, "Save directions", suggestion, DIRECTION_FILTER)
         if path:
             self.save_directions_file(Path(path))
@@ -459,7 +503,9 @@ class AttributesPanel(QWidget):
         if generator is None or fitted.fingerprint != self.session.fingerprint():
             return  # fitted on a model that is no longer open
         current = self.session.state.directions
-        base = current if current is not None else DirectionSet((), fitted.fingerprint, generator.name)
+        base = (
+            current if current is not None else DirectionSet((), fitted.fingerprint, generator.name)
+        )
         merged = base.merged(fitted.directions)
         merged = DirectionSet(merged.directions, fitted.fingerprint, generator.name, base.source)
         self._use_directions(merged, f"Fit directions: {', '.join(fitted.names)}")

@@ -36,8 +36,12 @@ if TYPE_CHECKING:
 STEPS_PER_SIGMA = 100
 SIGMA_RANGE = 5.0  # components span ±5σ
 METHODS = (("PCA of W (GANSpace)", "pca"), ("SeFa (closed form)", "sefa"))
-LAYER_CHOICES = (("All rows", None), ("Coarse (4–8 px)", "coarse"), ("Middle (16–32 px)", "middle"),
-                 ("Fine (64 px and up)", "fine"))
+LAYER_CHOICES = (
+    ("All rows", None),
+    ("Coarse (4–8 px)", "coarse"),
+    ("Middle (16–32 px)", "middle"),
+    ("Fine (64 px and up)", "fine"),
+)
 
 
 class ComponentsPanel(QWidget):
@@ -69,7 +73,9 @@ class ComponentsPanel(QWidget):
         self.layers_combo.setObjectName("componentLayers")
         for text, _ in LAYER_CHOICES:
             self.layers_combo.addItem(text)
-        self.layers_combo.setToolTip("Rows the components act on (SeFa also factorises only these layers)")
+        self.layers_combo.setToolTip(
+            "Rows the components act on (SeFa also factorises only these layers)"
+        )
         self.layers_combo.currentIndexChanged.connect(self._on_layers_combo_changed)
         self.compute_button = QPushButton("Compute")
         self.compute_button.setObjectName("computeComponentsButton")
@@ -133,7 +139,9 @@ class ComponentsPanel(QWidget):
             return None
         group = LAYER_CHOICES[self.layers_combo.currentIndex()][1]
         if group and self._layers() is None:
-            show_error(self, ErrorReport("Cannot compute components", f"this model has no {group} rows"))
+            show_error(
+                self, ErrorReport("Cannot compute components", f"this model has no {group} rows")
+            )
             return None
         if self.job is not None and self.job.is_running:
             self.job.request_stop()
@@ -178,7 +186,9 @@ class ComponentsPanel(QWidget):
     def _choice_for(self, layers: tuple[int, int] | None) -> int:
         generator = self.session.generator
         for index, (_, group) in enumerate(LAYER_CHOICES):
-            rows = group_layers(group, generator.num_ws) if group and generator is not None else None
+            rows = (
+                group_layers(group, generator.num_ws) if group and generator is not None else None
+            )
             if rows == layers:
                 return index
         return 0
@@ -188,7 +198,9 @@ class ComponentsPanel(QWidget):
         layers = self._layers()
         if state.components is not None and layers != state.component_layers:
             text = LAYER_CHOICES[self.layers_combo.currentIndex()][0]
-            self.session.propose(state.replace(component_layers=layers), f"Components act on: {text}")
+            self.session.propose(
+                state.replace(component_layers=layers), f"Components act on: {text}"
+            )
             self.session.seal()
 
     def _on_reset_clicked(self) -> None:
@@ -243,7 +255,9 @@ class ComponentsPanel(QWidget):
             slider.setSingleStep(5)
             slider.setPageStep(50)
             slider.setToolTip(f"{direction.name}: {notes[index]}")
-            slider.valueChanged.connect(lambda value, i=index: self._on_component_slider_changed(i, value))
+            slider.valueChanged.connect(
+                lambda value, i=index: self._on_component_slider_changed(i, value)
+            )
             slider.sliderPressed.connect(self.session.begin_drag)
             slider.sliderReleased.connect(self.session.end_drag)
             value = QLabel("+0.00σ")
@@ -265,7 +279,8 @@ class ComponentsPanel(QWidget):
         self._values[index].setText(f"{sigma:+.2f}σ")
         self.session.propose(
             with_component(self.session.state, direction.name, sigma * direction.scale),
-            f"{direction.name} {sigma:+.2f}σ", f"component:{index}",
+            f"{direction.name} {sigma:+.2f}σ",
+            f"component:{index}",
         )
         if not self.sliders[index].isSliderDown():
             self.session.seal()

@@ -80,7 +80,9 @@ class HistoryPanel(QWidget):
 
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._on_list_context_menu_requested)
-        self.list.setToolTip("Click an entry to go back to it; right-click to use it as the mixing donor")
+        self.list.setToolTip(
+            "Click an entry to go back to it; right-click to use it as the mixing donor"
+        )
         self.context_menu: QMenu | None = None
 
         layout = QVBoxLayout(self)
@@ -114,7 +116,9 @@ class HistoryPanel(QWidget):
                 item = self.list.item(row)
                 item.setText(text)
                 picture = self._pictures.get(id(state))
-                item.setIcon(picture.icon if picture is not None and picture.state is state else QIcon())
+                item.setIcon(
+                    picture.icon if picture is not None and picture.state is state else QIcon()
+                )
             self.list.setCurrentRow(stack.index())
         self._forget_unreachable({id(state) for _, state in items})
         self.undo_button.setEnabled(stack.canUndo())
@@ -125,10 +129,11 @@ class HistoryPanel(QWidget):
         # Frames of quickly replaced states are skipped by the render thread; render those
         # entries' pictures in the background (the current state's frame is on its way).
         generator = self.session.generator
-        if generator is None or (self._backfill_job is not None and self._backfill_job.is_running):
+        if generator is None or self._backfill_job is not None:
             return
         missing = [
-            state for state in states
+            state
+            for state in states
             if state is not self.session.state
             and self._pictures.get(id(state)) is None
             and self._tried.get(id(state)) is not state
@@ -138,12 +143,12 @@ class HistoryPanel(QWidget):
         self._tried.update((id(state), state) for state in missing)
         job = Job("Could not render history pictures", render_states, generator, missing)
         job.succeeded.connect(self._on_backfill_job_succeeded)
+        job.done.connect(self._on_backfill_job_done)
         self._backfill_job = job
         self.jobs.submit(job)
 
     def _on_backfill_job_succeeded(self, results: list[RenderResult]) -> None:
-        if self.sender() is not self._backfill_job:
-            return
+        # Pictures are keyed by state identity, so any finished job's results are still right.
         for result in results:
             if result.state is not None:
                 self._remember(result)
@@ -183,11 +188,21 @@ class HistoryPanel(QWidget):
         self._remember(result)
         self._sync()
 
+    def _on_backfill_job_done(self) -> None:
+        # Cleared here, not from Job.is_running, which drops before the results are delivered.
+        self._backfill_job = None
+        self._sync()
+
     def _remember(self, result: RenderResult) -> None:
         assert result.state is not None
-        icon = QIcon(QPixmap.fromImage(rgb_to_qimage(result.rgb)).scaled(
-            ICON, ICON, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-        ))
+        icon = QIcon(
+            QPixmap.fromImage(rgb_to_qimage(result.rgb)).scaled(
+                ICON,
+                ICON,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )
         self._pictures[id(result.state)] = _Picture(result.state, icon, result.ws)
 
     # -- entries ------------------------------------------------------------------------------
@@ -216,6 +231,8 @@ class HistoryPanel(QWidget):
         donor = LatentSource(ws=picture.ws, label=f"history: {self.list.item(row).text()}")
         state = self.session.state
         weights = state.mix.row_weights if state.mix is not None else (0.0,) * len(picture.ws)
-        self.session.propose(state.replace(mix=StyleMix(donor, weights)), f"Mixing donor: {donor.label}")
+        self.session.propose(
+            state.replace(mix=StyleMix(donor, weights)), f"Mixing donor: {donor.label}"
+        )
         self.session.seal()
         return True

@@ -33,7 +33,7 @@ NOISE_MODES = (
 
 
 def noise_layer_resolution(layer: int) -> int:
-    """Resolution of noise layer ``layer`` (StyleGAN2: one map for 4 px, then two per resolution)."""
+    """Resolution of noise layer ``layer`` (StyleGAN2: one map at 4 px, then two per resolution)."""
     return 2 ** ((layer + 5) // 2)
 
 
@@ -102,12 +102,16 @@ class LayersPanel(QWidget):
             slider.setObjectName(f"noise:{layer}")
             slider.setRange(0, int(MAX_STRENGTH * STEPS))
             slider.setValue(STEPS)
-            slider.valueChanged.connect(lambda value, i=layer: self._on_noise_slider_changed(i, value))
+            slider.valueChanged.connect(
+                lambda value, i=layer: self._on_noise_slider_changed(i, value)
+            )
             slider.sliderPressed.connect(self.session.begin_drag)
             slider.sliderReleased.connect(self.session.end_drag)
             value = QLabel("×1.00")
             value.setMinimumWidth(44)
-            self.rows_layout.addWidget(QLabel(f"layer {layer} · {noise_layer_resolution(layer)} px"), layer, 0)
+            self.rows_layout.addWidget(
+                QLabel(f"layer {layer} · {noise_layer_resolution(layer)} px"), layer, 0
+            )
             self.rows_layout.addWidget(slider, layer, 1)
             self.rows_layout.addWidget(value, layer, 2)
             self.sliders.append(slider)
@@ -118,7 +122,9 @@ class LayersPanel(QWidget):
 
     def _on_session_state_changed(self, state: EditState) -> None:
         with QSignalBlocker(self.mode_combo):
-            self.mode_combo.setCurrentIndex([mode for _, mode in NOISE_MODES].index(state.noise_mode))
+            self.mode_combo.setCurrentIndex(
+                [mode for _, mode in NOISE_MODES].index(state.noise_mode)
+            )
         strengths = state.noise_strength or (1.0,) * len(self.sliders)
         for index, slider in enumerate(self.sliders):
             strength = strengths[index] if index < len(strengths) else 1.0
@@ -132,7 +138,9 @@ class LayersPanel(QWidget):
     def _on_mode_combo_changed(self, index: int) -> None:
         mode = NOISE_MODES[index][1]
         if mode != self.session.state.noise_mode:
-            self.session.propose(self.session.state.replace(noise_mode=mode), f"Noise: {NOISE_MODES[index][0]}")
+            self.session.propose(
+                self.session.state.replace(noise_mode=mode), f"Noise: {NOISE_MODES[index][0]}"
+            )
             self.session.seal()
 
     def _on_noise_slider_changed(self, layer: int, value: int) -> None:
@@ -141,12 +149,17 @@ class LayersPanel(QWidget):
         strengths[layer] = value / STEPS
         self._values[layer].setText(f"×{strengths[layer]:.2f}")
         new = tuple(strengths) if any(s != 1.0 for s in strengths) else None
-        self.session.propose(state.replace(noise_strength=new), f"Noise layer {layer} ×{strengths[layer]:.2f}",
-                             f"noise:{layer}")
+        self.session.propose(
+            state.replace(noise_strength=new),
+            f"Noise layer {layer} ×{strengths[layer]:.2f}",
+            f"noise:{layer}",
+        )
         if not self.sliders[layer].isSliderDown():
             self.session.seal()
 
     def _on_reset_clicked(self) -> None:
         if self.session.state.noise_strength is not None:
-            self.session.propose(self.session.state.replace(noise_strength=None), "Reset noise strengths")
+            self.session.propose(
+                self.session.state.replace(noise_strength=None), "Reset noise strengths"
+            )
             self.session.seal()

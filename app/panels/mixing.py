@@ -1,4 +1,4 @@
-"""The Style mixing tab: a donor latent blended in by layer range (coarse / middle / fine, or per row).
+"""The Style mixing tab: a donor latent blended in by layer range (coarse/middle/fine or per row).
 
 The donor is a seed chosen here, or any history entry / projected photo (set elsewhere through
 the session). Both sources are shown as thumbnails; the donor's is rendered in a Job.
@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 
 STEPS = 100  # slider units per 1.0 of weight
 THUMBNAIL = 112
-GROUP_TITLES = {"coarse": "Coarse (pose, shape)", "middle": "Middle (features)", "fine": "Fine (colour, texture)"}
+GROUP_TITLES = {
+    "coarse": "Coarse (pose, shape)",
+    "middle": "Middle (features)",
+    "fine": "Fine (colour, texture)",
+}
 
 
 def _pixmap(rgb: np.ndarray, size: int) -> QPixmap:
@@ -83,7 +87,9 @@ class MixingPanel(QWidget):
         self.donor_seed.setKeyboardTracking(False)
         self.use_seed_button = QPushButton("Use seed")
         self.use_seed_button.setObjectName("mixUseSeedButton")
-        self.use_seed_button.setToolTip("Mix with the latent of this seed (at the current truncation)")
+        self.use_seed_button.setToolTip(
+            "Mix with the latent of this seed (at the current truncation)"
+        )
         self.use_seed_button.clicked.connect(self._on_use_seed_clicked)
         self.clear_button = QPushButton("Clear")
         self.clear_button.setObjectName("mixClearButton")
@@ -101,7 +107,9 @@ class MixingPanel(QWidget):
             slider.setObjectName(f"mix:{group}")
             slider.setRange(0, STEPS)
             slider.setToolTip(f"How much of the donor's {group} rows to take (0 = none, 1 = all)")
-            slider.valueChanged.connect(lambda value, g=group: self._on_group_slider_changed(g, value))
+            slider.valueChanged.connect(
+                lambda value, g=group: self._on_group_slider_changed(g, value)
+            )
             slider.sliderPressed.connect(self.session.begin_drag)
             slider.sliderReleased.connect(self.session.end_drag)
             value = QLabel("0.00")
@@ -194,7 +202,8 @@ class MixingPanel(QWidget):
                 slider.setValue(round(weight * STEPS))
             slider.setEnabled(mix is not None and len(groups[group]) > 0)
             slider.setToolTip(
-                f"rows {groups[group].start}–{groups[group].stop - 1}" if len(groups[group])
+                f"rows {groups[group].start}–{groups[group].stop - 1}"
+                if len(groups[group])
                 else f"this model has no {group} rows"
             )
             getattr(self, f"_{group}_value").setText(f"{weight:.2f}")
@@ -203,7 +212,9 @@ class MixingPanel(QWidget):
                 slider.setValue(round((mix.row_weights[row] if mix is not None else 0.0) * STEPS))
             slider.setEnabled(mix is not None)
         if not mixable and self.session.generator is not None:
-            self.note.setText("This model has a single latent row (ProGAN): there is nothing to mix by layer.")
+            self.note.setText(
+                "This model has a single latent row (ProGAN): there is nothing to mix by layer."
+            )
         elif mix is None:
             self.note.setText("Choose a donor: a seed here, or right-click a history entry.")
         else:
@@ -223,7 +234,9 @@ class MixingPanel(QWidget):
         generator = self.session.generator
         if generator is None:
             return
-        job = Job("Could not render the donor", render_thumbnails, generator, [donor], size=THUMBNAIL)
+        job = Job(
+            "Could not render the donor", render_thumbnails, generator, [donor], size=THUMBNAIL
+        )
         job.succeeded.connect(lambda images, d=donor: self._on_donor_rendered(d, images))
         job.failed.connect(lambda report: show_error(self, report))
         self._thumbnail_job = job
@@ -243,7 +256,9 @@ class MixingPanel(QWidget):
         state = self.session.state
         num_ws = self._num_ws()
         weights = state.mix.row_weights if state.mix is not None else (0.0,) * num_ws
-        self.session.propose(state.replace(mix=StyleMix(donor, weights)), f"Mixing donor: {donor.label}")
+        self.session.propose(
+            state.replace(mix=StyleMix(donor, weights)), f"Mixing donor: {donor.label}"
+        )
         self.session.seal()
 
     def _on_use_seed_clicked(self) -> None:
@@ -263,7 +278,8 @@ class MixingPanel(QWidget):
         getattr(self, f"_{group}_value").setText(f"{weight:.2f}")
         self.session.propose(
             self.session.state.replace(mix=mix.with_group(group, weight)),
-            f"Mix {group} {weight:.2f}", f"mix:{group}",
+            f"Mix {group} {weight:.2f}",
+            f"mix:{group}",
         )
         if not self.group_sliders[group].isSliderDown():
             self.session.seal()
@@ -274,7 +290,8 @@ class MixingPanel(QWidget):
             return
         weight = value / STEPS
         self.session.propose(
-            self.session.state.replace(mix=mix.with_rows([row], weight)), f"Mix row {row} {weight:.2f}",
+            self.session.state.replace(mix=mix.with_rows([row], weight)),
+            f"Mix row {row} {weight:.2f}",
             f"mixRow:{row}",
         )
         if not self.row_sliders[row].isSliderDown():

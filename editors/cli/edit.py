@@ -1,4 +1,4 @@
-"""``main.py edit LATENT.npz --model M --direction smile=+2 --out X.png``: apply directions to a latent."""
+"""``main.py edit LATENT.npz --model M --direction smile=+2 --out X.png``: edit a saved latent."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``edit`` command."""
     parser = subparsers.add_parser(
-        "edit", help="apply attribute directions to a saved latent and render it",
+        "edit",
+        help="apply attribute directions to a saved latent and render it",
         description=(
             "Move a saved latent (latent.npz with key 'w' [1, num_ws, w_dim], NVIDIA's "
             "projected_w.npz or a rosinality .pt) along named "
@@ -29,23 +30,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "latents along each direction (the sliders' σ)."
         ),
     )
-    parser.add_argument("latent", metavar="LATENT.npz", help="latent file (.npz with key 'w', or .pt)")
     parser.add_argument(
-        "--model", metavar="PATH", required=True,
+        "latent", metavar="LATENT.npz", help="latent file (.npz with key 'w', or .pt)"
+    )
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        required=True,
         help="checkpoint file (.safetensors, rosinality .pt, NVIDIA .pkl, PGAN .pth)",
     )
-    parser.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA if present)")
     parser.add_argument(
-        "--direction", metavar="NAME=AMOUNT", action="append", default=[], required=True,
+        "--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA if present)"
+    )
+    parser.add_argument(
+        "--direction",
+        metavar="NAME=AMOUNT",
+        action="append",
+        default=[],
+        required=True,
         help="direction and signed amount in σ, e.g. smile=+2 (repeatable)",
     )
     parser.add_argument(
-        "--directions", metavar="FILE",
-        help="direction set (.directions.json with its .npz); default: <model stem>.directions.json "
+        "--directions",
+        metavar="FILE",
+        help="direction set (.directions.json with its .npz); "
+        "default: <model stem>.directions.json "
         "beside the model",
     )
-    parser.add_argument("--lock", metavar="NAME", action="append", default=[],
-                        help="hold this attribute constant while the others move (repeatable)")
+    parser.add_argument(
+        "--lock",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="hold this attribute constant while the others move (repeatable)",
+    )
     parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const")
     parser.add_argument("--out", required=True, metavar="X.png", help="output image (.png or .jpg)")
     parser.set_defaults(run=run)
@@ -89,12 +107,19 @@ def run(args: argparse.Namespace) -> int:
     shape = (generator.num_ws, generator.w_dim)
     rows = w.reshape(-1, w.shape[-1]) if w.ndim >= 2 else w.reshape(1, -1)
     if rows.shape[-1] != generator.w_dim:
-        raise ValueError(f"{args.latent}: latent has {rows.shape[-1]} dimensions; the model needs {generator.w_dim}")
+        raise ValueError(
+            f"{args.latent}: latent has {rows.shape[-1]} dimensions; "
+            f"the model needs {generator.w_dim}"
+        )
     if rows.shape[0] == 1:
         rows = np.repeat(rows, generator.num_ws, axis=0)  # a W latent used on every row
     if rows.shape != shape:
-        raise ValueError(f"{args.latent}: latent is {list(w.shape)}; the model needs [1, {shape[0]}, {shape[1]}]")
-    directions_path = Path(args.directions) if args.directions else default_directions_path(args.model)
+        raise ValueError(
+            f"{args.latent}: latent is {list(w.shape)}; the model needs [1, {shape[0]}, {shape[1]}]"
+        )
+    directions_path = (
+        Path(args.directions) if args.directions else default_directions_path(args.model)
+    )
     directions = load_directions(directions_path)
     check_compatible(directions, generator.w_dim, "z" if generator.kind == "progan" else "w")
     warning = directions.fingerprint_mismatch(generator.fingerprint())
@@ -107,7 +132,10 @@ def run(args: argparse.Namespace) -> int:
             f"it has {', '.join(directions.names)}"
         )
     state = EditState(
-        seed=None, base_ws=rows, noise_mode=args.noise_mode, directions=directions,
+        seed=None,
+        base_ws=rows,
+        noise_mode=args.noise_mode,
+        directions=directions,
         attribute_amounts={name: value * directions[name].scale for name, value in amounts.items()},
         locked=frozenset(args.lock),
     )

@@ -22,10 +22,16 @@ from models.generator import seed_to_z, to_rgb_u8
 W_DIM = 32
 
 
-def naive_frame(generator, seed: float, psi: float, shifts: list[tuple[np.ndarray, float]]) -> np.ndarray:
+def naive_frame(
+    generator, seed: float, psi: float, shifts: list[tuple[np.ndarray, float]]
+) -> np.ndarray:
     """Render seed + sum(amount * vector) on every row, by hand (no Renderer, no cache)."""
     with torch.inference_mode():
-        w = generator.mapping(seed_to_z([seed], generator.z_dim), truncation_psi=psi)[0].numpy().astype(np.float32)
+        w = (
+            generator.mapping(seed_to_z([seed], generator.z_dim), truncation_psi=psi)[0]
+            .numpy()
+            .astype(np.float32)
+        )
     ws = np.tile(w, (generator.num_ws, 1))
     for vector, amount in shifts:
         ws = ws + np.float32(amount) * vector
@@ -41,10 +47,13 @@ def studio(tiny_checkpoint, make_main_window, qtbot):
     rng = np.random.default_rng(0)
     directions = DirectionSet(
         (
-            Direction("smile", rng.normal(size=W_DIM), metrics={"std": 2.0, "heldout_accuracy": 0.93}),
+            Direction(
+                "smile", rng.normal(size=W_DIM), metrics={"std": 2.0, "heldout_accuracy": 0.93}
+            ),
             Direction("yaw", rng.normal(size=W_DIM) + 0.5, metrics={"std": 1.0}),
         ),
-        fingerprint=generator.fingerprint(), model_name="faces",
+        fingerprint=generator.fingerprint(),
+        model_name="faces",
     )
     save_directions(directions, default_directions_path(path))
     window = make_main_window(path)
@@ -55,9 +64,11 @@ def studio(tiny_checkpoint, make_main_window, qtbot):
 def wait_for_frame_of(qtbot, window, state=None):
     state = state or window.session.state
     qtbot.waitUntil(
-        lambda: window.session.last_frame is not None
-        and window.session.last_frame.result.state is state
-        and not window.session.last_frame.result.draft,
+        lambda: (
+            window.session.last_frame is not None
+            and window.session.last_frame.result.state is state
+            and not window.session.last_frame.result.draft
+        ),
         timeout=10000,
     )
     return window.session.last_frame.result
@@ -84,13 +95,18 @@ def test_directions_load_beside_the_model_and_a_drag_is_one_undo_entry(studio, q
     result = wait_for_frame_of(qtbot, window)
     state = window.session.state
     np.testing.assert_array_equal(
-        result.rgb, naive_frame(generator, state.seed, state.truncation_psi, [(directions["smile"].vector, 3.0)])
+        result.rgb,
+        naive_frame(
+            generator, state.seed, state.truncation_psi, [(directions["smile"].vector, 3.0)]
+        ),
     )
     # Undo with the button, redo with the shortcut's action.
     qtbot.mouseClick(window.findChild(QPushButton, "undoButton"), Qt.MouseButton.LeftButton)
     assert smile.value() == 0 and not window.session.state.attribute_amounts
     result = wait_for_frame_of(qtbot, window)
-    np.testing.assert_array_equal(result.rgb, naive_frame(generator, state.seed, state.truncation_psi, []))
+    np.testing.assert_array_equal(
+        result.rgb, naive_frame(generator, state.seed, state.truncation_psi, [])
+    )
     window.actions_by_name["redo"].trigger()
     assert smile.value() == 150
     # A second drag starts a new entry.
@@ -119,9 +135,11 @@ def test_lock_keeps_the_locked_score_and_reset_edits(studio, qtbot) -> None:
 
 
 def test_direction_files_from_another_model_and_broken_files(studio, qtbot, tmp_path) -> None:
-    window, _, directions, _ = studio
+    window, _, _, _ = studio
     panel = window.attributes_panel
-    foreign = DirectionSet((Direction("age", np.ones(W_DIM)),), fingerprint="0123456789abcdef", model_name="other")
+    foreign = DirectionSet(
+        (Direction("age", np.ones(W_DIM)),), fingerprint="0123456789abcdef", model_name="other"
+    )
     foreign_path = save_directions(foreign, tmp_path / "other.directions.json")
     assert not panel.load_directions_file(foreign_path)
     box = panel.mismatch_box
@@ -139,7 +157,9 @@ def test_direction_files_from_another_model_and_broken_files(studio, qtbot, tmp_
     assert window.session.state is state
     box.close()
     # Wrong size: refused.
-    wide = save_directions(DirectionSet((Direction("x", np.ones(8)),)), tmp_path / "wide.directions.json")
+    wide = save_directions(
+        DirectionSet((Direction("x", np.ones(8)),)), tmp_path / "wide.directions.json"
+    )
     assert not panel.load_directions_file(wide)
     assert window.session.state is state
     # Save round trip.
@@ -169,7 +189,9 @@ def test_fit_directions_dialog_runs_a_job_and_adds_sliders(studio, qtbot) -> Non
     with torch.inference_mode():
         w = generator.mapping(seed_to_z(range(600), W_DIM), truncation_psi=0.7).numpy()
     labeler = HalfSpaceLabeler(normal, -float(np.median(w @ normal)))
-    qtbot.mouseClick(window.findChild(QPushButton, "fitDirectionsButton"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(
+        window.findChild(QPushButton, "fitDirectionsButton"), Qt.MouseButton.LeftButton
+    )
     dialog = window.attributes_panel.fit_dialog
     dialog.labeler_combo.setCurrentIndex(dialog.add_labeler("synthetic", labeler))
     dialog.samples_spin.setValue(600)
@@ -187,7 +209,9 @@ def test_manual_tags_make_a_direction(studio, qtbot) -> None:
     window, _, _, _ = studio
     qtbot.mouseClick(window.findChild(QPushButton, "labelSamplesButton"), Qt.MouseButton.LeftButton)
     dialog = window.attributes_panel.labeling_dialog
-    qtbot.waitUntil(lambda: not dialog.findChild(QToolButton, "tag:0").icon().isNull(), timeout=10000)
+    qtbot.waitUntil(
+        lambda: not dialog.findChild(QToolButton, "tag:0").icon().isNull(), timeout=10000
+    )
     dialog.name_edit.setText("glasses")
     assert not dialog.fit_button.isEnabled()
     for seed in range(0, 12):

@@ -16,7 +16,10 @@ def window(tiny_checkpoint, make_main_window):
 def latest(qtbot, window):
     state = window.session.state
     qtbot.waitUntil(
-        lambda: window.session.last_frame is not None and window.session.last_frame.result.state is state,
+        lambda: (
+            window.session.last_frame is not None
+            and window.session.last_frame.result.state is state
+        ),
         timeout=10000,
     )
     return window.session.last_frame.result
@@ -26,7 +29,9 @@ def test_pca_components_sliders_and_layer_range(window, qtbot) -> None:
     panel = window.components_panel
     panel.count_spin.setValue(3)
     base = latest(qtbot, window).ws
-    qtbot.mouseClick(window.findChild(QPushButton, "computeComponentsButton"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(
+        window.findChild(QPushButton, "computeComponentsButton"), Qt.MouseButton.LeftButton
+    )
     qtbot.waitUntil(lambda: window.findChild(QSlider, "component:2") is not None, timeout=30000)
     components = window.session.state.components
     assert components.names == ("Component 0", "Component 1", "Component 2")
@@ -40,14 +45,18 @@ def test_pca_components_sliders_and_layer_range(window, qtbot) -> None:
     result = latest(qtbot, window)
     assert result.ws[:8].tobytes() == base[:8].tobytes()
     np.testing.assert_allclose(result.ws[8:], base[8:] + 2.0 * scale * vector, atol=1e-5)
-    qtbot.mouseClick(window.findChild(QPushButton, "resetComponentsButton"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(
+        window.findChild(QPushButton, "resetComponentsButton"), Qt.MouseButton.LeftButton
+    )
     assert slider.value() == 0 and not window.session.state.component_amounts
 
 
 def test_sefa_components(window, qtbot) -> None:
     window.findChild(QComboBox, "componentMethod").setCurrentIndex(1)
     window.components_panel.count_spin.setValue(2)
-    qtbot.mouseClick(window.findChild(QPushButton, "computeComponentsButton"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(
+        window.findChild(QPushButton, "computeComponentsButton"), Qt.MouseButton.LeftButton
+    )
     qtbot.waitUntil(lambda: window.findChild(QSlider, "component:1") is not None, timeout=30000)
     direction = window.session.state.components["Component 0"]
     assert direction.fitted_with["method"] == "sefa" and "eigenvalue" in direction.metrics

@@ -24,8 +24,11 @@ def window(tiny_checkpoint, make_main_window):
 def latest(qtbot, window):
     state = window.session.state
     qtbot.waitUntil(
-        lambda: window.session.last_frame is not None and window.session.last_frame.result.state is state
-        and not window.session.last_frame.result.draft,
+        lambda: (
+            window.session.last_frame is not None
+            and window.session.last_frame.result.state is state
+            and not window.session.last_frame.result.draft
+        ),
         timeout=10000,
     )
     return window.session.last_frame.result

@@ -17,7 +17,10 @@ def test_screenshots_of_every_tab(tiny_checkpoint, make_main_window, qtbot, tmp_
     rng = np.random.default_rng(0)
     names = ("smile", "yaw", "pitch", "mouth_open", "eye_open", "age")
     directions = DirectionSet(
-        tuple(Direction(n, rng.normal(size=32), metrics={"std": 1.0, "heldout_accuracy": 0.9}) for n in names),
+        tuple(
+            Direction(n, rng.normal(size=32), metrics={"std": 1.0, "heldout_accuracy": 0.9})
+            for n in names
+        ),
         fingerprint=generator.fingerprint(),
     )
     save_directions(directions, default_directions_path(path))
@@ -36,7 +39,12 @@ def test_screenshots_of_every_tab(tiny_checkpoint, make_main_window, qtbot, tmp_
     qtbot.waitUntil(lambda: not window.mixing_panel.donor_thumb.pixmap().isNull(), timeout=10000)
     state = window.session.state
     qtbot.waitUntil(lambda: window.session.last_frame.result.state is state, timeout=10000)
-    qtbot.waitUntil(lambda: all(window.history_panel.has_thumbnail(r) for r in range(window.history_panel.entry_count())), timeout=20000)
+    qtbot.waitUntil(
+        lambda: all(
+            window.history_panel.has_thumbnail(r) for r in range(window.history_panel.entry_count())
+        ),
+        timeout=20000,
+    )
     for index in range(window.panel_tabs.count()):
         window.panel_tabs.setCurrentIndex(index)
         title = window.panel_tabs.tabText(index).replace("&&", "and").replace(" ", "_").lower()

@@ -30,22 +30,29 @@ def window(tiny_checkpoint, make_main_window, qtbot):
 def latest(qtbot, window):
     state = window.session.state
     qtbot.waitUntil(
-        lambda: window.session.last_frame is not None and window.session.last_frame.result.state is state
-        and not window.session.last_frame.result.draft,
+        lambda: (
+            window.session.last_frame is not None
+            and window.session.last_frame.result.state is state
+            and not window.session.last_frame.result.draft
+        ),
         timeout=10000,
     )
     return window.session.last_frame.result
 
 
 def error_box(qtbot, window) -> QMessageBox:
-    qtbot.waitUntil(lambda: any(b.isVisible() for b in window.findChildren(QMessageBox, "errorBox")))
+    qtbot.waitUntil(
+        lambda: any(b.isVisible() for b in window.findChildren(QMessageBox, "errorBox"))
+    )
     return next(b for b in window.findChildren(QMessageBox, "errorBox") if b.isVisible())
 
 
 def test_session_round_trip_restores_the_picture(window, qtbot, tmp_path) -> None:
     window.findChild(QSlider, "attr:smile").setValue(120)
     window.session.propose(
-        window.session.state.replace(mix=StyleMix(LatentSource(seed=3, truncation_psi=0.5), (1, 1, 0, 0, 0, 0, 0, 0))),
+        window.session.state.replace(
+            mix=StyleMix(LatentSource(seed=3, truncation_psi=0.5), (1, 1, 0, 0, 0, 0, 0, 0))
+        ),
         "mix",
     )
     edited = latest(qtbot, window)
@@ -61,7 +68,9 @@ def test_session_round_trip_restores_the_picture(window, qtbot, tmp_path) -> Non
     np.testing.assert_array_equal(latest(qtbot, window).rgb, edited.rgb)
 
 
-def test_broken_and_mismatched_sessions_leave_work_untouched(window, qtbot, tmp_path, tiny_checkpoint, make_main_window) -> None:
+def test_broken_and_mismatched_sessions_leave_work_untouched(
+    window, qtbot, tmp_path, tiny_checkpoint, make_main_window
+) -> None:
     window.findChild(QSlider, "attr:smile").setValue(50)
     state = window.session.state
     broken = tmp_path / "broken.lsession"

@@ -33,7 +33,9 @@ class LinearLabeler(Labeler):
 
     needs_images = False
 
-    def __init__(self, directions: dict[str, np.ndarray], offsets: dict[str, float], binary: bool) -> None:
+    def __init__(
+        self, directions: dict[str, np.ndarray], offsets: dict[str, float], binary: bool
+    ) -> None:
         self.name = "linear"
         self.attributes = tuple(directions)
         self.binary = (binary,) * len(directions)
@@ -68,7 +70,9 @@ def test_fit_recovers_a_known_direction(tiny_generator, binary: bool) -> None:
     labeler = LinearLabeler({"smile": truth}, {"smile": offset}, binary)
     steps = []
     result = fit_directions(
-        generator, labeler, DirectionFitConfig(num_samples=600, batch_size=100, layers=(0, 2)),
+        generator,
+        labeler,
+        DirectionFitConfig(num_samples=600, batch_size=100, layers=(0, 2)),
         on_step=steps.append,
     )
     direction = result["smile"]
@@ -93,7 +97,9 @@ def test_fit_cancels_between_batches(tiny_generator) -> None:
     calls = iter(range(100))
     with pytest.raises(Cancelled):
         fit_directions(
-            generator, labeler, DirectionFitConfig(num_samples=50, batch_size=10),
+            generator,
+            labeler,
+            DirectionFitConfig(num_samples=50, batch_size=10),
             should_stop=lambda: next(calls) >= 2,
         )
 
@@ -140,14 +146,18 @@ def test_fit_directions_reports_labeler_failures(tiny_generator) -> None:
 def test_partial_failure_keeps_the_good_directions(tiny_generator) -> None:
     generator = tiny_generator(resolution=8, w_dim=32)
     truth = unit(np.arange(32.0))
-    labeler = LinearLabeler({"good": truth, "flat": np.zeros(32)}, {"good": 0.0, "flat": 2.0}, False)
+    labeler = LinearLabeler(
+        {"good": truth, "flat": np.zeros(32)}, {"good": 0.0, "flat": 2.0}, False
+    )
     result = fit_directions(generator, labeler, DirectionFitConfig(num_samples=60, batch_size=30))
     assert result.names == ("good",)
     assert len(result.notes) == 1 and result.notes[0].startswith("flat: all 60 labels")
 
 
 def test_fit_config_json_round_trip_and_typos() -> None:
-    config = DirectionFitConfig(num_samples=10, seeds=(3, 4, 5), attributes=("smile",), layers=(0, 4))
+    config = DirectionFitConfig(
+        num_samples=10, seeds=(3, 4, 5), attributes=("smile",), layers=(0, 4)
+    )
     assert DirectionFitConfig.from_json(config.to_json()) == config
     with pytest.raises(ValueError, match="unknown direction-fit settings: num_sample"):
         DirectionFitConfig.from_json(json.dumps({"num_sample": 3}))
@@ -170,7 +180,9 @@ def test_orthogonalize_matches_gram_schmidt() -> None:
     np.testing.assert_allclose(orthogonalize(c, [a, b]), unit(gs[2]), atol=1e-6)
     # Nothing locked: only normalised. Duplicate (rank-deficient) locks are no special case.
     np.testing.assert_allclose(orthogonalize(c, []), unit(c), atol=1e-6)
-    np.testing.assert_allclose(orthogonalize(c, [a, a, 2 * a]), unit(naive_gram_schmidt([a, c])[1]), atol=1e-6)
+    np.testing.assert_allclose(
+        orthogonalize(c, [a, a, 2 * a]), unit(naive_gram_schmidt([a, c])[1]), atol=1e-6
+    )
     # A direction inside the locked span has nothing left to move.
     assert not orthogonalize(a + b, [a, b]).any()
 
@@ -222,11 +234,18 @@ def test_direction_files_round_trip(tmp_path) -> None:
     rng = np.random.default_rng(6)
     original = DirectionSet(
         (
-            Direction("smile", rng.normal(size=12), (0, 4), "w", {"heldout_accuracy": 0.9, "std": 2.5},
-                      {"labeler": "manual", "seeds": "0-9"}),
+            Direction(
+                "smile",
+                rng.normal(size=12),
+                (0, 4),
+                "w",
+                {"heldout_accuracy": 0.9, "std": 2.5},
+                {"labeler": "manual", "seeds": "0-9"},
+            ),
             Direction("age", rng.normal(size=12), None, "w", {"r2": 0.7}),
         ),
-        fingerprint="abc123", model_name="tiny",
+        fingerprint="abc123",
+        model_name="tiny",
     )
     model = tmp_path / "faces.pt"
     path = save_directions(original, default_directions_path(model))
@@ -237,7 +256,11 @@ def test_direction_files_round_trip(tmp_path) -> None:
     assert loaded.fingerprint == "abc123" and loaded.source == path
     for a, b in zip(original, loaded, strict=True):
         np.testing.assert_array_equal(a.vector, b.vector)
-        assert (a.layers, dict(a.metrics), dict(a.fitted_with)) == (b.layers, dict(b.metrics), dict(b.fitted_with))
+        assert (a.layers, dict(a.metrics), dict(a.fitted_with)) == (
+            b.layers,
+            dict(b.metrics),
+            dict(b.fitted_with),
+        )
     assert loaded["smile"].scale == 2.5 and loaded["age"].scale == 1.0
     assert loaded.fingerprint_mismatch("abc123") is None
     warning = loaded.fingerprint_mismatch("fff")
@@ -260,8 +283,12 @@ def test_broken_direction_files(tmp_path) -> None:
     index = json.loads((tmp_path / "ok.directions.json").read_text())
     index["directions"].append(index["directions"][0])
     save_directions(DirectionSet((Direction("a", np.ones(4)),)), tmp_path / "two.directions.json")
-    (tmp_path / "two.directions.json").write_text(json.dumps(index | {"vectors_file": "two.directions.npz"}))
-    with pytest.raises(DirectionFileError, match="lists 2 directions but two.directions.npz holds 1"):
+    (tmp_path / "two.directions.json").write_text(
+        json.dumps(index | {"vectors_file": "two.directions.npz"})
+    )
+    with pytest.raises(
+        DirectionFileError, match=r"lists 2 directions but two\.directions\.npz holds 1"
+    ):
         load_directions(tmp_path / "two.directions.json")
 
 
@@ -287,7 +314,10 @@ def test_cli_edit_applies_directions(tiny_checkpoint, tmp_path, capsys) -> None:
     generator = load_generator(model, "cpu")
     rng = np.random.default_rng(8)
     directions = DirectionSet(
-        (Direction("smile", rng.normal(size=32), metrics={"std": 0.5}), Direction("age", rng.normal(size=32))),
+        (
+            Direction("smile", rng.normal(size=32), metrics={"std": 0.5}),
+            Direction("age", rng.normal(size=32)),
+        ),
         fingerprint=generator.fingerprint(),
     )
     save_directions(directions, default_directions_path(model))
@@ -295,13 +325,21 @@ def test_cli_edit_applies_directions(tiny_checkpoint, tmp_path, capsys) -> None:
     latent = tmp_path / "latent.npz"
     np.savez(latent, w=w, metadata=np.array("{}"))
     out = tmp_path / "edited.png"
-    code = main(["edit", str(latent), "--model", str(model), "--direction", "smile=+2", "--out", str(out)])
+    code = main(
+        ["edit", str(latent), "--model", str(model), "--direction", "smile=+2", "--out", str(out)]
+    )
     assert code == 0 and "wrote" in capsys.readouterr().out
     # Reference: +2σ = 2 * 0.5 latent units along the unit vector, on every row.
     expected_ws = w[0] + 1.0 * directions["smile"].vector
-    expected = Renderer(generator).render(EditState(seed=None, base_ws=expected_ws).render_args()).rgb
+    expected = (
+        Renderer(generator).render(EditState(seed=None, base_ws=expected_ws).render_args()).rgb
+    )
     np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
-    code = main(["edit", str(latent), "--model", str(model), "--direction", "frown=1", "--out", str(out)])
+    code = main(
+        ["edit", str(latent), "--model", str(model), "--direction", "frown=1", "--out", str(out)]
+    )
     assert code == 2 and "no direction called frown; it has smile, age" in capsys.readouterr().err
-    code = main(["edit", str(latent), "--model", str(model), "--direction", "smile", "--out", str(out)])
+    code = main(
+        ["edit", str(latent), "--model", str(model), "--direction", "smile", "--out", str(out)]
+    )
     assert code == 2 and "use NAME=AMOUNT" in capsys.readouterr().err

@@ -31,7 +31,9 @@ def projected_landmarks(yaw: float, pitch: float, roll: float, size=(256, 256)) 
     indices = sorted(FACE_MODEL_POINTS)
     model = np.array([FACE_MODEL_POINTS[i] for i in indices], np.float64)
     rvec, _ = cv2.Rodrigues(rotation)
-    image_points, _ = cv2.projectPoints(model, rvec, np.array([0.0, 0.0, 600.0]), camera_matrix(size), np.zeros(4))
+    image_points, _ = cv2.projectPoints(
+        model, rvec, np.array([0.0, 0.0, 600.0]), camera_matrix(size), np.zeros(4)
+    )
     landmarks = np.zeros((68, 2))
     landmarks[indices] = image_points.reshape(-1, 2)
     return landmarks
@@ -48,7 +50,14 @@ def frontal_face() -> np.ndarray:
     points = np.zeros((68, 2))
     for start, cx in ((36, 80.0), (42, 140.0)):
         # outer/inner corners and lids (open eye: lids 6 px apart)
-        points[start:start + 6] = [[cx - 15, 100], [cx - 5, 97], [cx + 5, 97], [cx + 15, 100], [cx + 5, 103], [cx - 5, 103]]
+        points[start : start + 6] = [
+            [cx - 15, 100],
+            [cx - 5, 97],
+            [cx + 5, 97],
+            [cx + 15, 100],
+            [cx + 5, 103],
+            [cx - 5, 103],
+        ]
     points[48], points[54] = [85, 160], [135, 160]
     points[51], points[57] = [110, 152], [110, 168]
     for top, bottom in ((61, 67), (62, 66), (63, 65)):
@@ -100,14 +109,16 @@ def test_landmark_labeler_on_a_real_face() -> None:
     image = np.asarray(Image.open(sorted(folder.iterdir())[0]).convert("RGB"))
     labels = LandmarkLabeler().label_rgb(image)
     assert labels[6] == 1.0  # CelebA images are aligned, frontal-ish faces
-    yaw, pitch, roll = labels[:3]
+    yaw, _pitch, roll = labels[:3]
     assert abs(yaw) < 45 and abs(roll) < 20
     assert 0.0 < labels[5] < 0.6  # eye aspect ratio of an open eye is about 0.2-0.35
 
 
 def test_classifier_labeler_thresholds_with_margin() -> None:
     torch.manual_seed(0)
-    classifier = AttributeClassifier(["Smiling", "age", "Eyeglasses"], [True, False, True], input_size=16, width=4, num_stages=2).eval()
+    classifier = AttributeClassifier(
+        ["Smiling", "age", "Eyeglasses"], [True, False, True], input_size=16, width=4, num_stages=2
+    ).eval()
     images = torch.rand(6, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         classifier.head.bias.copy_(torch.tensor([0.0, 30.0, 0.0]))
@@ -125,7 +136,9 @@ def test_classifier_labeler_thresholds_with_margin() -> None:
 
 def test_manual_labeler_uses_seeds_only() -> None:
     labeler = ManualLabeler(" glasses ", {3: True, 5: False})
-    assert labeler.attributes == ("glasses",) and not labeler.needs_images and labeler.seeds == (3, 5)
+    assert (
+        labeler.attributes == ("glasses",) and not labeler.needs_images and labeler.seeds == (3, 5)
+    )
     labels = labeler.label(SampleBatch((5, 4, 3), np.zeros((3, 2), np.float32)))
     np.testing.assert_array_equal(labels[:, 0], [0.0, np.nan, 1.0])
     with pytest.raises(ValueError, match="name the attribute"):

@@ -17,7 +17,11 @@ from editors.mixing import (
 
 def test_layer_groups_follow_the_resolution_convention() -> None:
     groups = layer_groups(18)  # 1024 px
-    assert (groups["coarse"], groups["middle"], groups["fine"]) == (range(0, 4), range(4, 8), range(8, 18))
+    assert (groups["coarse"], groups["middle"], groups["fine"]) == (
+        range(0, 4),
+        range(4, 8),
+        range(8, 18),
+    )
     assert layer_groups(14)["fine"] == range(8, 14)  # 256 px
     small = layer_groups(6)  # 16 px: no fine rows
     assert small["middle"] == range(4, 6) and len(small["fine"]) == 0

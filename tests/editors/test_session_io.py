@@ -22,17 +22,33 @@ from editors.state import EditState, states_equal
 def edited_state() -> EditState:
     rng = np.random.default_rng(0)
     directions = DirectionSet(
-        (Direction("smile", rng.normal(size=8), (0, 4), metrics={"std": 2.0}, fitted_with={"labeler": "manual"}),
-         Direction("age", rng.normal(size=8))),
-        fingerprint="f00d", model_name="tiny",
+        (
+            Direction(
+                "smile",
+                rng.normal(size=8),
+                (0, 4),
+                metrics={"std": 2.0},
+                fitted_with={"labeler": "manual"},
+            ),
+            Direction("age", rng.normal(size=8)),
+        ),
+        fingerprint="f00d",
+        model_name="tiny",
     )
     components = DirectionSet((Direction("Component 0", rng.normal(size=8)),))
     donor = LatentSource(ws=rng.normal(size=(6, 8)), label="history: Smile")
     return EditState(
-        seed=None, base_ws=rng.normal(size=(6, 8)), truncation_psi=0.5, noise_mode="none",
-        noise_strength=(1.0, 0.5, 0, 0, 2, 1, 1), directions=directions,
-        attribute_amounts={"smile": 1.25, "age": -0.5}, locked={"age"},
-        components=components, component_amounts={"Component 0": 3.0}, component_layers=(2, 6),
+        seed=None,
+        base_ws=rng.normal(size=(6, 8)),
+        truncation_psi=0.5,
+        noise_mode="none",
+        noise_strength=(1.0, 0.5, 0, 0, 2, 1, 1),
+        directions=directions,
+        attribute_amounts={"smile": 1.25, "age": -0.5},
+        locked={"age"},
+        components=components,
+        component_amounts={"Component 0": 3.0},
+        component_layers=(2, 6),
         mix=StyleMix(donor, (1, 1, 0.5, 0, 0, 0.25)),
     )
 
@@ -46,14 +62,20 @@ def test_session_round_trip(tmp_path) -> None:
     again = loaded.state
     np.testing.assert_array_equal(again.base_ws, state.base_ws)
     np.testing.assert_array_equal(again.mix.donor.ws, state.mix.donor.ws)
-    assert again.mix.donor.label == "history: Smile" and again.mix.row_weights == state.mix.row_weights
+    assert (
+        again.mix.donor.label == "history: Smile" and again.mix.row_weights == state.mix.row_weights
+    )
     for a, b in ((again.directions, state.directions), (again.components, state.components)):
         assert a.names == b.names and a.fingerprint == b.fingerprint
         np.testing.assert_array_equal(a.matrix(), b.matrix())
     assert again.directions["smile"].layers == (0, 4) and again.directions["smile"].scale == 2.0
     # Everything but the (new) direction-set objects is equal.
-    same_sets = again.replace(directions=state.directions, components=state.components,
-                              mix=state.mix, base_ws=state.base_ws)
+    same_sets = again.replace(
+        directions=state.directions,
+        components=state.components,
+        mix=state.mix,
+        base_ws=state.base_ws,
+    )
     assert states_equal(same_sets, state)
     assert loaded.mismatch("f00d") is None
     assert "fingerprint f00d; the open model's fingerprint is beef" in loaded.mismatch("beef")
@@ -65,7 +87,11 @@ def test_session_round_trip(tmp_path) -> None:
 
 
 def test_seed_session_round_trip(tmp_path) -> None:
-    state = EditState(seed=42, truncation_psi=0.7, mix=StyleMix(LatentSource(seed=7, truncation_psi=0.6), (0.0, 1.0)))
+    state = EditState(
+        seed=42,
+        truncation_psi=0.7,
+        mix=StyleMix(LatentSource(seed=7, truncation_psi=0.6), (0.0, 1.0)),
+    )
     loaded = load_session(save_session(tmp_path / "s.lsession", state, ModelReference(None, None)))
     assert states_equal(loaded.state, state)
     assert loaded.state.directions is None and loaded.mismatch("anything") is None
@@ -76,7 +102,7 @@ def test_broken_sessions(tmp_path) -> None:
         load_session(tmp_path / "missing.lsession")
     junk = tmp_path / "junk.lsession"
     junk.write_bytes(b"not a zip at all")
-    with pytest.raises(SessionFileError, match="junk.lsession: not a readable session file"):
+    with pytest.raises(SessionFileError, match=r"junk\.lsession: not a readable session file"):
         load_session(junk)
     other = tmp_path / "other.lsession"
     with open(other, "wb") as handle:
@@ -90,5 +116,5 @@ def test_broken_sessions(tmp_path) -> None:
     document["attribute_amounts"]["ghost"] = 1.0
     with open(tmp_path / "bad.lsession", "wb") as handle:
         np.savez(handle, **(arrays | {"session": np.array(json.dumps(document))}))
-    with pytest.raises(SessionFileError, match="damaged session.*not in the session: ghost"):
+    with pytest.raises(SessionFileError, match=r"damaged session.*not in the session: ghost"):
         load_session(tmp_path / "bad.lsession")

@@ -1,4 +1,4 @@
-"""Edit state: pure resolution of edits into ws, and the renderer's cache giving identical pixels."""
+"""Edit state: pure resolution of edits into ws; the renderer's cache gives identical pixels."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def directions() -> DirectionSet:
 def test_resolve_matches_naive_sum(directions: DirectionSet) -> None:
     rng = np.random.default_rng(1)
     base = rng.normal(size=(10, 8)).astype(np.float32)
-    state = EditState(directions=directions, attribute_amounts={"smile": 1.5, "hair": -2.0, "age": 0.0})
+    state = EditState(
+        directions=directions, attribute_amounts={"smile": 1.5, "hair": -2.0, "age": 0.0}
+    )
     resolved = resolve_ws(state, base)
     expected = base.astype(np.float64).copy()
     expected += 1.5 * directions["smile"].vector
@@ -61,7 +63,9 @@ def test_untouched_rows_stay_bit_identical(directions: DirectionSet) -> None:
 
 def test_locked_attribute_score_stays_put(directions: DirectionSet) -> None:
     base = np.random.default_rng(3).normal(size=(10, 8)).astype(np.float32)
-    state = with_lock(EditState(directions=directions, attribute_amounts={"smile": 1.0}), "smile", True)
+    state = with_lock(
+        EditState(directions=directions, attribute_amounts={"smile": 1.0}), "smile", True
+    )
     smile = directions["smile"].vector.astype(np.float64)
     before = resolve_ws(state, base)[0] @ smile
     moved = resolve_ws(with_amount(state, "age", 3.0), base)[0] @ smile
@@ -79,9 +83,12 @@ def test_mix_then_edits_and_components(directions: DirectionSet) -> None:
     weights = (1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0, 0)
     components = DirectionSet((Direction("Component 0", np.eye(8)[0]),))
     state = EditState(
-        directions=directions, attribute_amounts={"age": 1.0},
+        directions=directions,
+        attribute_amounts={"age": 1.0},
         mix=StyleMix(LatentSource(ws=donor), weights),
-        components=components, component_amounts={"Component 0": 2.0}, component_layers=(0, 4),
+        components=components,
+        component_amounts={"Component 0": 2.0},
+        component_layers=(0, 4),
     )
     resolved = resolve_ws(state, base, donor)
     t = np.asarray(weights, np.float64)[:, None]
@@ -93,17 +100,24 @@ def test_mix_then_edits_and_components(directions: DirectionSet) -> None:
 
 
 def test_state_helpers(directions: DirectionSet) -> None:
-    state = EditState(directions=directions, attribute_amounts={"smile": 1.0}, locked={"smile", "age"})
+    state = EditState(
+        directions=directions, attribute_amounts={"smile": 1.0}, locked={"smile", "age"}
+    )
     with pytest.raises(TypeError):
         state.attribute_amounts["smile"] = 3.0  # type: ignore[index]
     other = DirectionSet((Direction("smile", np.ones(8)),))
     switched = with_directions(state, other)
     assert dict(switched.attribute_amounts) == {"smile": 1.0} and switched.locked == {"smile"}
-    edited = with_component(state, "c", 1.0).replace(mix=StyleMix(LatentSource(seed=1), (1.0,) * 10))
+    edited = with_component(state, "c", 1.0).replace(
+        mix=StyleMix(LatentSource(seed=1), (1.0,) * 10)
+    )
     assert edited.has_edits
     reset = reset_edits(edited)
     assert not reset.has_edits and reset.locked == state.locked and reset.directions is directions
-    assert states_equal(state, EditState(directions=directions, attribute_amounts={"smile": 1.0}, locked={"age", "smile"}))
+    assert states_equal(
+        state,
+        EditState(directions=directions, attribute_amounts={"smile": 1.0}, locked={"age", "smile"}),
+    )
     assert not states_equal(state, with_amount(state, "smile", 1.1))
     base = EditState(base_ws=np.zeros((10, 8)))
     assert not base.base_ws.flags.writeable
@@ -136,7 +150,13 @@ def test_renderer_cache_gives_identical_pixels_and_restarts_late(tiny_generator)
             images = generator.synthesis(torch.from_numpy(ws)[None])
         return to_rgb_u8(images)[0]
 
-    sequence = [{}, {"all": 1.0}, {"all": 1.0, "fine": 2.0}, {"all": 1.0, "fine": -1.0}, {"fine": -1.0}]
+    sequence = [
+        {},
+        {"all": 1.0},
+        {"all": 1.0, "fine": 2.0},
+        {"all": 1.0, "fine": -1.0},
+        {"fine": -1.0},
+    ]
     starts = []
     for amounts in sequence:
         current = state.replace(attribute_amounts=amounts)
@@ -183,10 +203,17 @@ def test_renderer_mixes_with_a_seed_donor_and_probes_identity(tiny_generator) ->
     np.testing.assert_array_equal(calls[0][0], unedited)
     np.testing.assert_array_equal(calls[0][1], result.rgb)
     # An unedited state has no drift by definition; the probe is not called.
-    assert renderer.render(EditState(seed=2).render_args(measure_identity=True)).identity_distance == 0.0
+    assert (
+        renderer.render(EditState(seed=2).render_args(measure_identity=True)).identity_distance
+        == 0.0
+    )
     assert len(calls) == 1
     # Drafts are not measured (the read-out updates on release).
-    assert renderer.render(state.render_args(draft=True, measure_identity=True)).identity_distance is None or generator.resolution <= renderer.draft_resolution
+    assert (
+        renderer.render(state.render_args(draft=True, measure_identity=True)).identity_distance
+        is None
+        or generator.resolution <= renderer.draft_resolution
+    )
 
 
 def test_limit_identity_drift_shrinks_the_step(tiny_generator) -> None:
@@ -202,7 +229,10 @@ def test_limit_identity_drift_shrinks_the_step(tiny_generator) -> None:
 
     def drift(amount: float) -> float:
         unedited = Renderer(generator).render(EditState(seed=1).render_args()).rgb
-        return probe(unedited, Renderer(generator).render(with_amount(state, "smile", amount).render_args()).rgb)
+        return probe(
+            unedited,
+            Renderer(generator).render(with_amount(state, "smile", amount).render_args()).rgb,
+        )
 
     threshold = (drift(1.0) + drift(9.0)) / 2
     limited = limit_identity_drift(generator, state, "smile", 9.0, threshold=threshold, probe=probe)
@@ -218,7 +248,10 @@ def test_identity_drift_probe_on_real_faces() -> None:
     from tests.conftest import shared_path
 
     folder = shared_path("data", "celeba_10k", "images")
-    first, second = (np.asarray(Image.open(folder / name).convert("RGB")) for name in ("000001.jpg", "000002.jpg"))
+    first, second = (
+        np.asarray(Image.open(folder / name).convert("RGB"))
+        for name in ("000001.jpg", "000002.jpg")
+    )
     probe = IdentityDriftProbe()
     assert probe(first, first) == pytest.approx(0.0, abs=1e-6)
     assert probe(first, second) > 0.6  # two different people (dlib's same-person boundary)

@@ -18,7 +18,11 @@ from editors.unsupervised import (
 def test_pca_matches_covariance_eigenvectors() -> None:
     rng = np.random.default_rng(0)
     # Anisotropic data with well-separated variances.
-    w = rng.normal(size=(2000, 6)) * np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.2]) @ np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    w = (
+        rng.normal(size=(2000, 6))
+        * np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.2])
+        @ np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    )
     estimator = PCADirectionEstimator(n_components=3).fit(w)
     centred = w - w.mean(axis=0)
     values, vectors = np.linalg.eigh(centred.T @ centred / (len(w) - 1))
@@ -28,14 +32,18 @@ def test_pca_matches_covariance_eigenvectors() -> None:
         assert estimator.stdev_[k] == pytest.approx(np.sqrt(values[-1 - k]), rel=1e-4)
     directions = estimator.to_directions(layers=(0, 4))
     assert [d.name for d in directions] == ["Component 0", "Component 1", "Component 2"]
-    assert directions[0].layers == (0, 4) and directions[0].scale == pytest.approx(estimator.stdev_[0])
+    assert directions[0].layers == (0, 4) and directions[0].scale == pytest.approx(
+        estimator.stdev_[0]
+    )
 
 
 def test_sefa_matches_svd_of_normalised_modulation_weights(tiny_generator) -> None:
     generator = tiny_generator(resolution=16, w_dim=16)
     state = generator.state_dict()
     # Independent reference: gather the weights by parameter name and take right singular vectors.
-    names = ["conv1.conv.modulation.weight"] + [f"convs.{j}.conv.modulation.weight" for j in range(4)]
+    names = ["conv1.conv.modulation.weight"] + [
+        f"convs.{j}.conv.modulation.weight" for j in range(4)
+    ]
     rows = [0, 1, 2, 3, 4]
     for layers, wanted in [(None, rows), ((1, 3), [1, 2])]:
         stacked = np.concatenate([state[names[r]].double().numpy() for r in wanted])
@@ -52,7 +60,9 @@ def test_sefa_matches_svd_of_normalised_modulation_weights(tiny_generator) -> No
 def test_compute_components_jobs(tiny_generator) -> None:
     generator = tiny_generator(resolution=16, w_dim=16)
     progress = []
-    pca = compute_components(generator, ComponentConfig(n_components=4, num_samples=500), on_step=progress.append)
+    pca = compute_components(
+        generator, ComponentConfig(n_components=4, num_samples=500), on_step=progress.append
+    )
     assert pca.names == ("Component 0", "Component 1", "Component 2", "Component 3")
     w = sample_w(generator, 500)
     spread = (w @ pca["Component 0"].vector).std(ddof=1)
