@@ -91,7 +91,7 @@ class LabelingDialog(QDialog):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.grid_widget)
-        scroll.setMinimumSize(COLUMNS * (THUMBNAIL + 14) + 24, 2 * (THUMBNAIL + 14) + 20)
+        scroll.setMinimumSize(COLUMNS * (THUMBNAIL + 14) + 24, 3 * (THUMBNAIL + 30) + 20)
 
         self.counts = QLabel()
         self.counts.setObjectName("tagCounts")
