@@ -101,7 +101,11 @@ TASK_OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("--w-dim", "w_dim", int, "latent size"),
         Option("--mapping-layers", "mapping_layers", int, "mapping network depth"),
         Option(
-            "--mixed-precision", "mixed_precision", None, "bf16 autocast on CUDA", bool_pair=True
+            "--mixed-precision",
+            "mixed_precision",
+            None,
+            "bf16 autocast of the main passes (CUDA, bf16 CPUs)",
+            bool_pair=True,
         ),
         Option(
             "--channels-last", "channels_last", None, "NHWC memory format for D", bool_pair=True
@@ -155,6 +159,7 @@ TASK_OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("--lr", "lr", float, "Adam learning rate"),
         Option("--input-size", "input_size", int, "encoder input size"),
         Option("--truncation", "truncation_psi", float, "truncation of the training latents"),
+        Option("--install", "install", None, "copy the encoder beside the model for projection"),
         Option("--sample-minutes", "sample_minutes", float, "write a sample grid this often"),
     ),
 }

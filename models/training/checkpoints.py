@@ -64,6 +64,16 @@ def save_checkpoint(folder: Path, step: int, payload: Mapping[str, Any], keep: i
     return path
 
 
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete half-written checkpoint temp files left by a killed process; return how many."""
+    if not folder.is_dir():
+        return 0
+    stale = [path for path in folder.glob(".ckpt-*.tmp") if path.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint safely (tensors and plain data only).
 

@@ -225,7 +225,7 @@ class StyleGAN2Config(_JsonConfig):
     ada_kimg: float = 100.0  # images (thousands) for p to move by 1
     augment_p: float = 0.0  # initial p (ADA) or fixed p when ada_target <= 0
     diffaugment_policy: str = "color,translation,cutout"  # DiffAugment ops
-    mixed_precision: bool = True  # bf16 autocast for the main passes on CUDA (no effect on CPU)
+    mixed_precision: bool = True  # bf16 autocast of main passes (CUDA, CPUs with AMX/AVX512-BF16)
     channels_last: bool = False  # NHWC memory format (measure before turning on)
     init_from: str | None = None  # fine-tune: start from this generator file (and its D if any)
     seed: int = 0  # seeds weights, latents, noise, augmentation and data order
@@ -406,6 +406,7 @@ class EncoderConfig(_JsonConfig):
     latent_weight: float = 1.0  # weight of the ws regression loss (synthetic stage)
     image_weight: float = 1.0  # weight of the pixel reconstruction loss
     truncation_psi: float = 0.8  # sample training latents with this truncation
+    install: bool = False  # also copy the result beside the model (where projection looks)
     seed: int = 0
     device: str | None = None
     threads: int = 0

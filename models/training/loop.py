@@ -27,6 +27,7 @@ from models.training.checkpoints import (
     capture_rng_state,
     list_checkpoints,
     load_latest,
+    remove_stale_temporaries,
     restore_rng_state,
     save_checkpoint,
 )
@@ -199,6 +200,8 @@ def run_loop(
     clock = _Clock()
     last_checkpoint: Path | None = None
     if resume:
+        if dist.is_main:
+            remove_stale_temporaries(run.checkpoints_dir)
         record = load_latest(run.checkpoints_dir)
         if record is not None:
             trainer.load_state_dict(record["trainer"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from models.training.config import StyleGAN2Config
 from models.training.data import EpochSampler, ImageDataset, Preprocess, prepare_images
 from models.training.distributed import DistContext
 from models.training.loop import TrainSummary, execute_job, image_grid
+from models.training.precision import autocast, autocast_dtype
 from models.training.runs import RunFolder, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class StyleGAN2Trainer:
             speed_images=config.ada_kimg * 1000,
         )
         self.r1_gamma = config.effective_r1_gamma
-        self.use_autocast = config.mixed_precision and self.device.type == "cuda"
+        self.autocast_dtype = autocast_dtype(self.device, config.mixed_precision)
         sample_rng = torch.Generator().manual_seed(config.seed)
         self.sample_z = torch.randn(config.num_samples, self.G.z_dim, generator=sample_rng)
         # Each process draws its own latents and noise from here on.
@@ -172,9 +172,7 @@ class StyleGAN2Trainer:
 
     # -- pieces of a step -------------------------------------------------------------------
     def _autocast(self) -> Any:
-        if self.use_autocast:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return nullcontext()
+        return autocast(self.device, self.autocast_dtype)
 
     def _generate(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Images [B, 3, R, R] and the ws [B, num_ws, w_dim] that made them (style mixing)."""
@@ -211,7 +209,7 @@ class StyleGAN2Trainer:
         # Discriminator: fakes down, reals up.
         G.requires_grad_(False)
         D.requires_grad_(True)
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             fakes, _ = self._generate(self.local_batch)
         with self._autocast():
             fake_logits = D(self.augmenter(fakes)).float()
