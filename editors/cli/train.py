@@ -65,10 +65,13 @@ def _csv_tuple(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-COMMON_OPTIONS = (
-    Option("--seed", "seed", int, "seed of weights, latents, augmentation and data order"),
+DEVICE_OPTIONS = (
     Option("--device", "device", str, "cpu, cuda or cuda:N (default: CUDA if present)"),
     Option("--threads", "threads", int, "CPU threads for torch (default: torch's choice)"),
+)
+COMMON_OPTIONS = (
+    Option("--seed", "seed", int, "seed of weights, latents, augmentation and data order"),
+    *DEVICE_OPTIONS,
     Option("--checkpoint-minutes", "checkpoint_minutes", float, "write a checkpoint this often"),
     Option("--keep-checkpoints", "keep_checkpoints", int, "recent checkpoints kept"),
     Option("--tick-seconds", "tick_seconds", float, "write a metrics line this often"),
@@ -149,6 +152,31 @@ TASK_OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("--batch", "batch_size", int, "images per step"),
         Option("--lr", "lr", float, "AdamW learning rate"),
     ),
+    "directions": (
+        Option("--model", "model", str, "generator whose latents are sampled"),
+        Option("--labeler", "labeler", str, "where labels come from", ("landmarks", "classifier")),
+        Option(
+            "--classifier", "classifier", str, "attribute-classifier file (--labeler classifier)"
+        ),
+        Option(
+            "--attributes",
+            "attributes",
+            _csv_tuple,
+            "attributes to fit, comma-separated (default: all)",
+        ),
+        Option("--samples", "num_samples", int, "latents to sample, render and label"),
+        Option("--first-seed", "first_seed", int, "samples use seeds from here on"),
+        Option("--truncation", "truncation_psi", float, "truncation of the samples"),
+        Option(
+            "--layers",
+            "layers",
+            str,
+            "style rows the edits move",
+            ("all", "coarse", "middle", "fine"),
+        ),
+        Option("--batch", "batch_size", int, "samples rendered per pass"),
+        Option("--install", "install", None, "also save beside the model (where the editor looks)"),
+    ),
     "encoder": (
         Option("--model", "model", str, "generator file the encoder inverts"),
         Option("--data", "data", str, "optional folder/zip of real photos (refinement stage)"),
@@ -179,9 +207,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for task, options in TASK_OPTIONS.items():
         sub = tasks.add_parser(task, help=_TASK_HELP[task], description=_TASK_HELP[task])
         _add_run_arguments(sub)
-        for option in (*options, *COMMON_OPTIONS):
+        shared = DEVICE_OPTIONS if task == "directions" else COMMON_OPTIONS
+        for option in (*options, *shared):
             _add_option(sub, option)
-        sub.set_defaults(run=run, options=(*options, *COMMON_OPTIONS))
+        sub.set_defaults(run=run, options=(*options, *shared))
 
 
 _TASK_HELP = {
@@ -189,6 +218,7 @@ _TASK_HELP = {
     "progan": "progressive-growing GAN (WGAN-GP) on a folder of images",
     "classifier": "attribute classifier from images and a labels CSV",
     "encoder": "image -> latent encoder for a generator (speeds up projection)",
+    "directions": "fit attribute directions (TL-GAN: sample, render, label, fit)",
 }
 
 
@@ -389,6 +419,8 @@ def _job(task: str, config: Any) -> Callable[..., Any]:
         from models.training.classifier import train_classifier as fn
     elif task == "encoder":
         from models.training.encoder import train_encoder as fn
+    elif task == "directions":
+        fn = train_directions
     else:
         raise ValueError(f"unknown task {task!r}")
 
@@ -396,3 +428,128 @@ def _job(task: str, config: Any) -> Callable[..., Any]:
         return fn(config, out, preprocess=preprocess, **kwargs)
 
     return call
+
+
+# ---------------------------------------------------------------------------------------------
+# Directions: a run folder around the editing engineer's ``fit_directions``
+
+
+def train_directions(
+    config: Any,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    preprocess: Any = None,
+    on_step: OnStep | None = None,
+    should_stop: ShouldStop | None = None,
+) -> Any:
+    """Fit directions with ``config`` (a ``DirectionsConfig``) into the run folder ``run_dir``.
+
+    Writes config.json, status.json (progress), one metrics line with each direction's held-out
+    score, and ``RUN_DIR/directions.json`` (+ ``.npz``); with ``install`` also the file beside the
+    model. "stop" in control.json cancels like ``should_stop``.
+
+    Raises:
+        ValueError: ``resume`` (a fit is not resumable: start it again), bad labeler or attributes.
+        Cancelled: stopped; ``partial`` is a ``TrainSummary`` in state "stopped".
+    """
+    import time
+
+    from editors.direction_fitting import DirectionFitConfig, fit_directions
+    from editors.directions import default_directions_path, save_directions
+    from editors.mixing import group_layers
+    from models import load_generator
+    from models.jobs import Progress
+    from models.training.loop import TrainSummary, new_or_resume, set_threads
+
+    if resume:
+        raise ValueError("a directions run cannot be resumed; start it again (it takes minutes)")
+    run = RunFolder(run_dir)
+    new_or_resume(run, resume)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config("directions", config.to_dict())
+    run.request("run")
+    total = config.total_steps + 1
+    run.write_status("preparing", task="directions", step=0, total_steps=total, message="loading")
+    set_threads(config.threads)
+    last_write = [0.0]
+
+    def report(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - last_write[0] >= 1.0 or progress.step >= total:
+            last_write[0] = now
+            run.write_status(
+                "running",
+                task="directions",
+                step=progress.step,
+                total_steps=total,
+                message=progress.message,
+            )
+        if on_step is not None:
+            on_step(progress)
+
+    def stop() -> bool:
+        return (should_stop is not None and should_stop()) or run.read_control() == "stop"
+
+    def summary(state: str, step: int, artifact: Path | None, metrics: dict) -> TrainSummary:
+        return TrainSummary(
+            task="directions",
+            run_dir=run.path,
+            state=state,
+            step=step,  # type: ignore[arg-type]
+            total_steps=total,
+            images_seen=0,
+            artifact=artifact,
+            checkpoint=None,
+            metrics=metrics,
+        )
+
+    try:
+        generator = load_generator(config.model, config.device)
+        if config.labeler == "classifier":
+            from editors.labelers import ClassifierLabeler
+
+            labeler = ClassifierLabeler.from_file(config.classifier, config.attributes or None)
+        else:
+            from editors.labelers import LandmarkLabeler
+
+            labeler = LandmarkLabeler()
+        layers = None if config.layers == "all" else group_layers(config.layers, generator.num_ws)
+        fit_config = DirectionFitConfig(
+            num_samples=config.num_samples,
+            first_seed=config.first_seed,
+            truncation_psi=config.truncation_psi,
+            attributes=config.attributes or None,
+            layers=layers,
+            batch_size=config.batch_size,
+        )
+        directions = fit_directions(
+            generator, labeler, fit_config, on_step=report, should_stop=stop
+        )
+    except Cancelled:
+        run.write_status("stopped", task="directions", step=0, total_steps=total, message="stopped")
+        raise Cancelled(summary("stopped", 0, None, {})) from None
+    except Exception as exc:
+        run.write_status("failed", task="directions", message=f"{type(exc).__name__}: {exc}")
+        raise
+    path = save_directions(directions, run.path / "directions.json")
+    if config.install:
+        save_directions(directions, default_directions_path(config.model))
+    metrics = {
+        f"{key}/{d.name}": float(value)
+        for d in directions
+        for key, value in d.metrics.items()
+        if isinstance(value, int | float)
+    }
+    run.append_metrics({"step": total, **metrics})
+    notes = "; ".join(directions.notes)
+    run.write_status(
+        "finished",
+        task="directions",
+        step=total,
+        total_steps=total,
+        message=notes or f"fitted {len(directions)} directions",
+        artifact=str(path),
+        model=config.model,
+    )
+    return summary("finished", total, path, metrics)

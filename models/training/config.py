@@ -340,8 +340,8 @@ class ProGANConfig(_JsonConfig):
     def total_steps(self) -> int:
         """4x4 stable phase, then one fade-in and one stable phase per doubling."""
         doublings = self.resolution.bit_length() - 3
-        phases = 1 + 2 * doublings
-        return max(1, -(-round(phases * self.phase_kimg * 1000) // self.batch_size))
+        phase_steps = max(1, -(-round(self.phase_kimg * 1000) // self.batch_size))
+        return (1 + 2 * doublings) * phase_steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,9 +436,44 @@ class EncoderConfig(_JsonConfig):
         return self.synthetic_steps + -(-round(self.real_kimg * 1000) // self.batch_size)
 
 
+@dataclass(frozen=True, slots=True)
+class DirectionsConfig(_JsonConfig):
+    """A TL-GAN direction-fitting run (``editors/direction_fitting.py::fit_directions``).
+
+    Plain data only, so the wizard and the CLI share it; ``editors/cli/train.py`` runs it.
+    """
+
+    task: ClassVar[str] = "directions"
+
+    model: str  # generator whose latents are sampled
+    labeler: Literal["landmarks", "classifier"] = "landmarks"  # where the labels come from
+    classifier: str = ""  # attribute-classifier file (labeler "classifier")
+    attributes: tuple[str, ...] = ()  # labeler attributes to fit; () = all
+    num_samples: int = 2000  # latents drawn, rendered and labelled
+    first_seed: int = 0  # samples use seeds first_seed, first_seed + 1, ...
+    truncation_psi: float = 0.7  # truncation of the sampled latents
+    layers: Literal["all", "coarse", "middle", "fine"] = "all"  # style rows the edits move
+    batch_size: int = 8  # samples rendered per pass
+    install: bool = False  # also save beside the model (where the editor looks)
+    device: str | None = None
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.labeler == "classifier" and not self.classifier:
+            raise ValueError("the classifier labeler needs a classifier file")
+        if self.num_samples < 2:
+            raise ValueError("num_samples must be at least 2")
+
+    @property
+    def total_steps(self) -> int:
+        """Rendered batches (the fit itself is one more step)."""
+        return -(-self.num_samples // self.batch_size)
+
+
 CONFIG_TYPES: dict[str, type[_JsonConfig]] = {
     "stylegan2": StyleGAN2Config,
     "progan": ProGANConfig,
     "classifier": ClassifierConfig,
     "encoder": EncoderConfig,
+    "directions": DirectionsConfig,
 }

@@ -305,3 +305,79 @@ def test_classifier_and_encoder_run_from_the_cli(tmp_path: Path, tiny_generator)
     from models.encoder import encoder_path_for, load_encoder
 
     assert load_encoder(encoder_path_for(model)).num_ws == 4  # 8 px: 2 * log2(8) - 2
+
+
+def test_directions_run_from_the_cli(tmp_path: Path, tiny_generator) -> None:
+    from editors.directions import default_directions_path, load_directions
+    from models import save_generator
+    from models.classifier import AttributeClassifier, save_classifier
+
+    generator = tiny_generator(resolution=8, w_dim=16)
+    model = save_generator(generator, tmp_path / "m.safetensors")
+    torch.manual_seed(0)
+    classifier = AttributeClassifier(["shade"], [False], input_size=8, width=4, num_stages=1)
+    labeler_file = save_classifier(classifier.eval(), tmp_path / "shade.safetensors")
+    run_dir = tmp_path / "dirs"
+    done = cli(
+        "train",
+        "directions",
+        "--model",
+        str(model),
+        "--labeler",
+        "classifier",
+        "--classifier",
+        str(labeler_file),
+        "--samples",
+        "48",
+        "--batch",
+        "16",
+        "--out",
+        str(run_dir),
+        "--install",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    )
+    assert done.returncode == 0, done.stderr
+    directions = load_directions(run_dir / "directions.json")
+    assert [d.name for d in directions] == ["shade"]
+    assert directions.fingerprint == generator.fingerprint()
+    assert load_directions(default_directions_path(model)).names == directions.names
+    run = RunFolder(run_dir)
+    assert run.read_status()["state"] == "finished" and run.read_config()[0] == "directions"
+    assert any(key.endswith("/shade") for key in run.read_metrics()[0][-1])
+    done = cli("train", "directions", "--resume", str(run_dir))
+    assert done.returncode == 2 and "cannot be resumed" in done.stderr
+
+
+def test_progan_runs_from_the_cli(tmp_path: Path) -> None:
+    data = make_images(tmp_path / "data")
+    done = cli(
+        "train",
+        "progan",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "pg"),
+        "--resolution",
+        "8",
+        "--latent-size",
+        "16",
+        "--feature-base",
+        "64",
+        "--feature-max",
+        "16",
+        "--batch",
+        "4",
+        "--phase-kimg",
+        "0.008",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    )
+    assert done.returncode == 0, done.stderr
+    from models import load_generator
+
+    assert load_generator(tmp_path / "pg" / "model.safetensors", device="cpu").resolution == 8
