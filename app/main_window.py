@@ -237,9 +237,24 @@ class MainWindow(QMainWindow):
         add("&Edit", "randomSeed", "Random &seed", self.random_seed, "Ctrl+R")
 
         menus["&View"].addAction(self.panel_dock.toggleViewAction())
+        add("&Train", "trainNew", "&New…", self.show_train_wizard)
+        add("&Train", "trainRuns", "&Runs…", self.show_training_runs)
         add("&Help", "about", "&About Latent Studio", self.show_about)
         self.menus = menus
         return actions
+
+    # -- training -----------------------------------------------------------------------------
+    def show_train_wizard(self) -> QWidget:
+        """Train > New…: the training wizard (the run itself is a separate process)."""
+        from app.wizards.train_wizard import open_train_wizard
+
+        return open_train_wizard(self)
+
+    def show_training_runs(self) -> QWidget:
+        """Train > Runs…: running and past training runs."""
+        from app.wizards.train_wizard import open_runs_dialog
+
+        return open_runs_dialog(self)
 
     # -- model loading ----------------------------------------------------------------------
     def show_model_manager(self) -> ModelManagerDialog:

@@ -687,3 +687,37 @@ def iter_chunks(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
     """Consecutive slices of ``indices`` of at most ``size`` items."""
     for start in range(0, len(indices), size):
         yield indices[start : start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderPreview:
+    """What the wizard shows about a data folder before training."""
+
+    count: int  # image files found
+    thumbnails: tuple[np.ndarray, ...]  # [size, size, 3] uint8 of the first readable ones
+    unreadable: int  # of the files tried for thumbnails, how many failed
+
+
+def preview_images(source: str | Path, count: int = 8, size: int = 64) -> FolderPreview:
+    """Count the images of a folder or zip and decode the first ``count`` as thumbnails.
+
+    Raises:
+        FileNotFoundError, ValueError: as ``list_images``.
+    """
+    source = Path(source)
+    entries = list_images(source)
+    reader = _SourceReader(source)
+    thumbnails: list[np.ndarray] = []
+    unreadable = 0
+    try:
+        for entry in entries:
+            if len(thumbnails) >= count or unreadable > 2 * count:
+                break
+            pixels, _ = _decode_one(reader.read, entry.name, size, None)
+            if pixels is None:
+                unreadable += 1
+            else:
+                thumbnails.append(pixels)
+    finally:
+        reader.close()
+    return FolderPreview(len(entries), tuple(thumbnails), unreadable)

@@ -236,4 +236,8 @@ def process_alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    try:  # an exited child not yet reaped by its parent still answers kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]

@@ -1,0 +1,1 @@
+"""Wizards: multi-page dialogs that build a job config (Train > New…)."""
