@@ -9,7 +9,6 @@ requests written to ``control.json``; killing is a separate, confirmed action.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -85,9 +84,7 @@ def describe_run(path: Path) -> RunInfo | None:
     state = str(status.get("state", "preparing"))
     if state not in FINAL_STATES and not process_alive(int(status.get("pid", 0) or 0)):
         state = "interrupted"
-    created = (
-        json.loads(run.config_path.read_text()).get("created") if run.config_path.is_file() else 0
-    ) or 0
+    created = run.created()
     return RunInfo(
         path=path,
         task=task,

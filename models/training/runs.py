@@ -116,17 +116,22 @@ class RunFolder:
 
     # -- config -----------------------------------------------------------------------------
     def write_config(self, task: str, config: Mapping[str, Any]) -> None:
-        """Record the resolved config before step 0."""
+        """Record the resolved config before step 0 (a resumed run keeps its creation time)."""
+        previous = read_json(self.config_path) or {}
         write_json_atomic(
             self.config_path,
             {
                 "schema_version": SCHEMA_VERSION,
                 "task": task,
                 "app_version": APP_VERSION,
-                "created": time.time(),
+                "created": previous.get("created") or time.time(),
                 "config": dict(config),
             },
         )
+
+    def created(self) -> float:
+        """When the run was first started (seconds since the epoch; 0 when unknown)."""
+        return float((read_json(self.config_path) or {}).get("created") or 0.0)
 
     def read_config(self) -> tuple[str, dict[str, Any]]:
         """(task, config fields) of the run.
