@@ -370,3 +370,39 @@ def test_config_json_round_trip_rejects_unknown_keys(faces: Path) -> None:
         StyleGAN2Config.from_dict(data)
     with pytest.raises(ValueError, match="unknown preset"):
         StyleGAN2Config.from_preset("huge", "x")
+
+
+def test_finetune_uses_the_discriminator_a_rosinality_file_ships(
+    faces: Path, tmp_path: Path, tiny_generator
+) -> None:
+    from models.discriminator import StyleGAN2Discriminator
+
+    generator = tiny_generator(resolution=8, w_dim=16)
+    torch.manual_seed(5)
+    discriminator = StyleGAN2Discriminator(8, generator.channels)
+    path = tmp_path / "pretrained.pt"
+    torch.save(
+        {
+            "g_ema": generator.state_dict(),
+            "d": discriminator.state_dict(),
+            "latent_avg": generator.w_avg.clone(),
+        },
+        path,
+    )
+    run = RunFolder(tmp_path / "run")
+
+    def stop_before_the_first_step(progress: Progress) -> None:
+        if progress.message == "sample":
+            run.request("stop")
+
+    with pytest.raises(Cancelled) as stopped:
+        sg2.train_stylegan2(
+            tiny_config(faces, init_from=str(path), mbstd_group=4),
+            run.path,
+            on_step=stop_before_the_first_step,
+        )
+    record = load_checkpoint(stopped.value.partial.checkpoint)
+    for key, value in discriminator.state_dict().items():
+        torch.testing.assert_close(record["trainer"]["D"][key], value, rtol=0, atol=0)
+    for key, value in generator.state_dict().items():
+        torch.testing.assert_close(record["trainer"]["G"][key], value, rtol=0, atol=0)
