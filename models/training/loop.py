@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -469,7 +470,12 @@ def execute_job(
     run = RunFolder(run_dir)
     new_or_resume(run, resume)
     dist = init_distributed(resolve_device(config.device))
-    set_threads(config.threads)
+    threads = config.threads
+    if threads == 0 and dist.enabled and dist.device.type == "cpu":
+        # torchrun on a CPU: share the cores instead of every process using all of them.
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
+        threads = max(1, (os.cpu_count() or 1) // local)
+    set_threads(threads)
     if dist.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(task, config.to_dict())  # on resume: the same, perhaps with a new length
