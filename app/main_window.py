@@ -114,7 +114,9 @@ class MainWindow(QMainWindow):
         self.session.apply(initial)
         geometry = self.settings.window_geometry
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(980, 760)
+            self.resize(1280, 820)
+            # The canvas gets the room; the panels start at a comfortable reading width.
+            self.resizeDocks([self.history_dock, self.panel_dock], [170, 430], Qt.Orientation.Horizontal)
 
     # -- construction -----------------------------------------------------------------------
     def _build_sample_toolbar(self) -> None:

@@ -120,10 +120,10 @@ class ProjectionPanel(QWidget):
     def _build(self) -> None:
         layout = QVBoxLayout(self)
         views = QHBoxLayout()
-        self.target_view = ImageView()
+        self.target_view = ImageView(preferred_size=180)
         self.target_view.setObjectName("projectionTarget")
         self.target_view.set_placeholder("Drop a photo")
-        self.live_view = ImageView()
+        self.live_view = ImageView(preferred_size=180)
         self.live_view.setObjectName("projectionLive")
         self.live_view.set_placeholder("Projection")
         for view, title in ((self.target_view, "Aligned photo"), (self.live_view, "Projection")):

@@ -37,8 +37,9 @@ class ImageView(QWidget):
 
     files_dropped = Signal(list)  # list[Path]
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, preferred_size: int = 512) -> None:
         super().__init__(parent)
+        self._preferred_size = preferred_size
         self._image: QImage | None = None
         self._placeholder = ""
         self.setAcceptDrops(True)
@@ -61,7 +62,7 @@ class ImageView(QWidget):
         return self._image
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
-        return QSize(512, 512)
+        return QSize(self._preferred_size, self._preferred_size)
 
     def target_rect(self) -> QRect:
         """Where the image is drawn inside the widget."""
