@@ -30,9 +30,8 @@ from models.training.data import (
     split_indices,
 )
 from models.training.distributed import DistContext
-from models.training.loop import TrainSummary, execute_job
+from models.training.loop import TrainSummary, check_aligner, execute_job, load_job_images
 from models.training.runs import RunFolder, read_json, write_json_atomic
-from models.training.stylegan2 import load_training_images
 
 CLASSIFIER_FILE = "classifier.safetensors"
 _EVAL_BATCH = 128
@@ -265,22 +264,12 @@ def train_classifier(
         Cancelled: stopped on request (``partial`` is the summary).
         ValueError, OSError: bad images, labels CSV or config.
     """
-    if config.align_faces and preprocess is None:
-        raise ValueError("align_faces is set but no aligner was supplied (use the CLI or the app)")
+    check_aligner(config, preprocess)
 
     def build(
         dist: DistContext, run: RunFolder, report_to: OnStep | None, stop: ShouldStop | None
     ) -> ClassifierTrainer:
-        dataset = load_training_images(
-            config.data,
-            config.resolution,
-            dist,
-            run,
-            preprocess if config.align_faces else None,
-            config.threads,
-            report_to,
-            stop,
-        )
+        dataset = load_job_images(config, config.resolution, dist, run, preprocess, report_to, stop)
         labels = read_labels(
             config.labels,
             dataset.names,

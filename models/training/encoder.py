@@ -25,9 +25,14 @@ from models.jobs import OnStep, ShouldStop
 from models.training.config import EncoderConfig
 from models.training.data import EpochSampler, ImageDataset, Preprocess
 from models.training.distributed import DistContext
-from models.training.loop import TrainSummary, execute_job, image_grid
+from models.training.loop import (
+    TrainSummary,
+    check_aligner,
+    execute_job,
+    image_grid,
+    load_job_images,
+)
 from models.training.runs import RunFolder
-from models.training.stylegan2 import load_training_images
 
 log = logging.getLogger(__name__)
 
@@ -236,8 +241,7 @@ def train_encoder(
         Cancelled: stopped on request (``partial`` is the summary).
         CheckpointError, ValueError, OSError: unreadable model, bad data or config.
     """
-    if config.align_faces and preprocess is None:
-        raise ValueError("align_faces is set but no aligner was supplied (use the CLI or the app)")
+    check_aligner(config, preprocess)
 
     def build(
         dist: DistContext, run: RunFolder, report_to: OnStep | None, stop: ShouldStop | None
@@ -247,15 +251,8 @@ def train_encoder(
         generator = load_generator(config.model, device="cpu")
         real = None
         if config.data:
-            real = load_training_images(
-                config.data,
-                generator.resolution,
-                dist,
-                run,
-                preprocess if config.align_faces else None,
-                config.threads,
-                report_to,
-                stop,
+            real = load_job_images(
+                config, generator.resolution, dist, run, preprocess, report_to, stop
             )
         return EncoderTrainer(config, generator, real, dist, model_path=config.model)
 

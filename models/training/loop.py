@@ -32,8 +32,9 @@ from models.training.checkpoints import (
     restore_rng_state,
     save_checkpoint,
 )
+from models.training.data import ImageDataset, Preprocess, prepare_images
 from models.training.distributed import DistContext
-from models.training.runs import RunFolder
+from models.training.runs import RunFolder, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -447,6 +448,50 @@ def set_threads(threads: int) -> None:
     """Use ``threads`` CPU threads for torch (0 = leave torch's default)."""
     if threads > 0:
         torch.set_num_threads(threads)
+
+
+def check_aligner(config: Any, preprocess: Preprocess | None) -> None:
+    """Refuse a config with ``align_faces`` set when no aligner was supplied.
+
+    Raises:
+        ValueError: ``config.align_faces`` is set and ``preprocess`` is None.
+    """
+    if config.align_faces and preprocess is None:
+        raise ValueError("align_faces is set but no aligner was supplied (use the CLI or the app)")
+
+
+def load_job_images(
+    config: Any,
+    resolution: int,
+    dist: DistContext,
+    run: RunFolder,
+    preprocess: Preprocess | None,
+    on_step: OnStep | None,
+    should_stop: ShouldStop | None,
+) -> ImageDataset:
+    """The images of ``config.data`` at ``resolution``, aligned when ``config.align_faces``.
+
+    Rank 0 decodes and caches the images (with ``config.threads``) and records their summary in
+    ``RUN_DIR/data.json``; the other processes then read the cache.
+    """
+    source = config.data
+    preprocess = preprocess if config.align_faces else None
+    threads = config.threads
+    dataset = None
+    if dist.is_main:
+        dataset = prepare_images(
+            source,
+            resolution,
+            preprocess=preprocess,
+            threads=threads,
+            on_step=on_step,
+            should_stop=should_stop,
+        )
+        write_json_atomic(run.data_path, dataset.summary())
+    dist.barrier()
+    if dataset is None:
+        dataset = prepare_images(source, resolution, preprocess=preprocess, threads=threads)
+    return dataset
 
 
 def execute_job(

@@ -28,9 +28,14 @@ from models.progan import EqualizedLayer, ProGANGenerator, equalized_conv, proga
 from models.training.config import ProGANConfig
 from models.training.data import EpochSampler, ImageDataset, Preprocess
 from models.training.distributed import DistContext
-from models.training.loop import TrainSummary, execute_job, image_grid
+from models.training.loop import (
+    TrainSummary,
+    check_aligner,
+    execute_job,
+    image_grid,
+    load_job_images,
+)
 from models.training.runs import RunFolder
-from models.training.stylegan2 import load_training_images
 
 MODEL_FILE = "model.safetensors"
 LRELU = 0.2
@@ -319,22 +324,12 @@ def train_progan(
         Cancelled: stopped on request (``partial`` is the summary).
         TrainingDiverged, ValueError, OSError: as for StyleGAN2.
     """
-    if config.align_faces and preprocess is None:
-        raise ValueError("align_faces is set but no aligner was supplied (use the CLI or the app)")
+    check_aligner(config, preprocess)
 
     def build(
         dist: DistContext, run: RunFolder, report_to: OnStep | None, stop: ShouldStop | None
     ) -> ProGANTrainer:
-        dataset = load_training_images(
-            config.data,
-            config.resolution,
-            dist,
-            run,
-            preprocess if config.align_faces else None,
-            config.threads,
-            report_to,
-            stop,
-        )
+        dataset = load_job_images(config, config.resolution, dist, run, preprocess, report_to, stop)
         return ProGANTrainer(config, dataset, dist)
 
     return execute_job(

@@ -27,11 +27,17 @@ from models.jobs import OnStep, ShouldStop
 from models.stylegan2 import StyleGAN2Generator, channels_from_base
 from models.training.augment import Augmenter
 from models.training.config import StyleGAN2Config
-from models.training.data import EpochSampler, ImageDataset, Preprocess, prepare_images
+from models.training.data import EpochSampler, ImageDataset, Preprocess
 from models.training.distributed import DistContext
-from models.training.loop import TrainSummary, execute_job, image_grid
+from models.training.loop import (
+    TrainSummary,
+    check_aligner,
+    execute_job,
+    image_grid,
+    load_job_images,
+)
 from models.training.precision import autocast, autocast_dtype
-from models.training.runs import RunFolder, write_json_atomic
+from models.training.runs import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -387,52 +393,14 @@ def train_stylegan2(
         TrainingDiverged: NaN/inf loss.
         ValueError, OSError, CheckpointError: bad data, config or files.
     """
-    if config.align_faces and preprocess is None:
-        raise ValueError("align_faces is set but no aligner was supplied (use the CLI or the app)")
+    check_aligner(config, preprocess)
 
     def build(
         dist: DistContext, run: RunFolder, report_to: OnStep | None, stop: ShouldStop | None
     ) -> StyleGAN2Trainer:
-        dataset = load_training_images(
-            config.data,
-            config.resolution,
-            dist,
-            run,
-            preprocess if config.align_faces else None,
-            config.threads,
-            report_to,
-            stop,
-        )
+        dataset = load_job_images(config, config.resolution, dist, run, preprocess, report_to, stop)
         return StyleGAN2Trainer(config, dataset, dist)
 
     return execute_job(
         "stylegan2", config, run_dir, build, resume=resume, on_step=on_step, should_stop=should_stop
     )
-
-
-def load_training_images(
-    source: str,
-    resolution: int,
-    dist: DistContext,
-    run: RunFolder,
-    preprocess: Preprocess | None,
-    threads: int,
-    on_step: OnStep | None,
-    should_stop: ShouldStop | None,
-) -> ImageDataset:
-    """Rank 0 decodes and caches the images; the other processes then read the cache."""
-    dataset = None
-    if dist.is_main:
-        dataset = prepare_images(
-            source,
-            resolution,
-            preprocess=preprocess,
-            threads=threads,
-            on_step=on_step,
-            should_stop=should_stop,
-        )
-        write_json_atomic(run.data_path, dataset.summary())
-    dist.barrier()
-    if dataset is None:
-        dataset = prepare_images(source, resolution, preprocess=preprocess, threads=threads)
-    return dataset
