@@ -73,6 +73,11 @@ class _JsonConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
+def _steps_for_kimg(kimg: float, batch_size: int) -> int:
+    """Steps of ``batch_size`` images needed to show ``kimg`` thousand images (rounded up)."""
+    return -(-round(kimg * 1000) // batch_size)
+
+
 def _coerce(name: str, value: Any, hint: Any) -> Any:
     """Check ``value`` against a simple type hint; lists become tuples, ints may become floats."""
     origin = typing.get_origin(hint)
@@ -289,7 +294,7 @@ class StyleGAN2Config(_JsonConfig):
     @property
     def total_steps(self) -> int:
         """Steps of ``batch_size`` images needed to show ``kimg`` thousand images."""
-        return max(1, -(-round(self.kimg * 1000) // self.batch_size))
+        return max(1, _steps_for_kimg(self.kimg, self.batch_size))
 
     @property
     def effective_r1_gamma(self) -> float:
@@ -340,7 +345,7 @@ class ProGANConfig(_JsonConfig):
     def total_steps(self) -> int:
         """4x4 stable phase, then one fade-in and one stable phase per doubling."""
         doublings = self.resolution.bit_length() - 3
-        phase_steps = max(1, -(-round(self.phase_kimg * 1000) // self.batch_size))
+        phase_steps = max(1, _steps_for_kimg(self.phase_kimg, self.batch_size))
         return (1 + 2 * doublings) * phase_steps
 
 
@@ -428,12 +433,12 @@ class EncoderConfig(_JsonConfig):
     @property
     def synthetic_steps(self) -> int:
         """Steps of the synthetic (generated pairs) stage."""
-        return -(-round(self.kimg * 1000) // self.batch_size)
+        return _steps_for_kimg(self.kimg, self.batch_size)
 
     @property
     def total_steps(self) -> int:
         """Synthetic steps followed by real-photo steps."""
-        return self.synthetic_steps + -(-round(self.real_kimg * 1000) // self.batch_size)
+        return self.synthetic_steps + _steps_for_kimg(self.real_kimg, self.batch_size)
 
 
 @dataclass(frozen=True, slots=True)
