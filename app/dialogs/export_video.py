@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
-    QDialog,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.dialogs.job_dialog import JobDialog
 from app.errors import ErrorReport, show_error
 from app.undo import entries
 from app.workers import Job
@@ -59,18 +59,16 @@ def export_image_job(session: Session, path: str | Path) -> Job | None:
     )
 
 
-class ExportVideoDialog(QDialog):
+class ExportVideoDialog(JobDialog):
     """Choose a sweep or an interpolation, frames and file, then render it with progress."""
 
     exported = Signal(object)  # Path
 
     def __init__(self, session: Session, jobs: JobRegistry, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(jobs, parent)
         self.setObjectName("exportVideoDialog")
         self.setWindowTitle("Export video")
         self.session = session
-        self.jobs = jobs
-        self.job: Job | None = None
         self._sliders: list[tuple[str, str, float]] = []  # (kind, name, scale)
         self._entries: list[EditState] = []
 
@@ -234,17 +232,7 @@ class ExportVideoDialog(QDialog):
             show_error(self, ErrorReport.from_exception("Cannot export the video", exc))
             return None
         job = Job("Could not export the video", export_video, generator, spec, path, config)
-        job.progressed.connect(self._on_job_progressed)
-        job.succeeded.connect(self._on_job_succeeded)
-        job.failed.connect(self._on_job_failed)
-        job.cancelled.connect(self._on_job_cancelled)
-        job.done.connect(self._on_job_done)
-        self.job = job
-        self.progress.setRange(0, 0)
-        self.status.setText("rendering…")
-        self.export_button.setEnabled(False)
-        self.cancel_button.setText("Cancel")
-        return self.jobs.submit(job)
+        return self._submit(job, self.export_button, "rendering…")
 
     def _on_job_progressed(self, progress: Progress) -> None:
         if self.sender() is self.job and progress.total:
@@ -257,15 +245,6 @@ class ExportVideoDialog(QDialog):
             self.status.setText(f"saved {path.name}")
             self.exported.emit(path)
 
-    def _on_job_failed(self, report: ErrorReport) -> None:
-        if self.sender() is self.job:
-            self.status.setText(report.message)
-            show_error(self, report)
-
-    def _on_job_cancelled(self, _partial: object) -> None:
-        if self.sender() is self.job:
-            self.status.setText("cancelled")
-
     def _on_job_done(self) -> None:
         if self.sender() is self.job:
             self.export_button.setEnabled(True)
@@ -273,9 +252,3 @@ class ExportVideoDialog(QDialog):
             if not self.status.text().startswith("saved"):
                 self.progress.setRange(0, 1)
                 self.progress.setValue(0)
-
-    def _on_cancel_clicked(self) -> None:
-        if self.job is not None and self.job.is_running:
-            self.job.request_stop()
-        else:
-            self.close()

@@ -9,7 +9,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.dialogs.job_dialog import JobDialog
 from app.errors import ErrorReport, show_error
 from app.workers import Job
 from editors.direction_fitting import DirectionFitConfig, fit_directions
@@ -47,18 +47,16 @@ LAYER_CHOICES = (
 )
 
 
-class FitDirectionsDialog(QDialog):
+class FitDirectionsDialog(JobDialog):
     """Runs the TL-GAN recipe (sample -> render -> label -> fit) in the background."""
 
     fitted = Signal(object)  # DirectionSet
 
     def __init__(self, session: Session, jobs: JobRegistry, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(jobs, parent)
         self.setObjectName("fitDirectionsDialog")
         self.setWindowTitle("Fit attribute directions")
         self.session = session
-        self.jobs = jobs
-        self.job: Job | None = None
         self._labelers: list[Labeler | None] = []  # None = build on start (classifier file)
 
         self.labeler_combo = QComboBox()
@@ -221,17 +219,7 @@ class FitDirectionsDialog(QDialog):
             show_error(self, ErrorReport.from_exception("Cannot fit directions", exc))
             return None
         job = Job("Could not fit directions", fit_directions, generator, labeler, config)
-        job.progressed.connect(self._on_job_progressed)
-        job.succeeded.connect(self._on_job_succeeded)
-        job.failed.connect(self._on_job_failed)
-        job.cancelled.connect(self._on_job_cancelled)
-        job.done.connect(self._on_job_done)
-        self.job = job
-        self.progress.setRange(0, 0)
-        self.status.setText("starting…")
-        self.start_button.setEnabled(False)
-        self.cancel_button.setText("Cancel")
-        return self.jobs.submit(job)
+        return self._submit(job, self.start_button, "starting…")
 
     def _on_job_progressed(self, progress: Progress) -> None:
         if self.sender() is not self.job:
@@ -264,15 +252,6 @@ class FitDirectionsDialog(QDialog):
         except (OSError, ValueError) as exc:
             show_error(self, ErrorReport.from_exception("Could not save directions", exc))
 
-    def _on_job_failed(self, report: ErrorReport) -> None:
-        if self.sender() is self.job:
-            self.status.setText(report.message)
-            show_error(self, report)
-
-    def _on_job_cancelled(self, _partial: object) -> None:
-        if self.sender() is self.job:
-            self.status.setText("cancelled")
-
     def _on_job_done(self) -> None:
         if self.sender() is not self.job:
             return
@@ -280,9 +259,3 @@ class FitDirectionsDialog(QDialog):
         self.progress.setValue(1 if self.status.text().startswith("fitted") else 0)
         self.start_button.setEnabled(True)
         self.cancel_button.setText("Close")
-
-    def _on_cancel_clicked(self) -> None:
-        if self.job is not None and self.job.is_running:
-            self.job.request_stop()
-        else:
-            self.close()
