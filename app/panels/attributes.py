@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QSlider,
     QToolButton,
     QVBoxLayout,
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
 from app.dialogs.fit_directions import FitDirectionsDialog
 from app.dialogs.labeling import LabelingDialog
 from app.errors import ErrorReport, show_error
+from app.panels.rows import scrolling_grid
 from app.workers import Job
 from editors.direction_fitting import latent_space
 from editors.directions import (
@@ -191,14 +191,8 @@ class AttributesPanel(QWidget):
         )
         self.empty_label.setObjectName("attributesEmpty")
         self.empty_label.setWordWrap(True)
-        self.rows_widget = QWidget()
-        self.rows_layout = QGridLayout(self.rows_widget)
-        self.rows_layout.setColumnStretch(1, 1)
+        self.rows_widget, self.rows_layout, scroll = scrolling_grid()
         self.rows_layout.setContentsMargins(2, 2, 2, 2)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.rows_widget)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
 
         identity_supported = has_identity_support()
         self.identity_check = QCheckBox("Show identity drift")

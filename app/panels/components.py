@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -21,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import ErrorReport, show_error
+from app.panels.rows import clear_layout, drag_slider, scrolling_grid
 from app.workers import Job
 from editors.mixing import group_layers
 from editors.state import EditState, with_component, with_components
@@ -99,13 +98,7 @@ class ComponentsPanel(QWidget):
         self.empty_label = QLabel("Press Compute to find the main directions of variation.")
         self.empty_label.setObjectName("componentsEmpty")
         self.empty_label.setWordWrap(True)
-        self.rows_widget = QWidget()
-        self.rows_layout = QGridLayout(self.rows_widget)
-        self.rows_layout.setColumnStretch(1, 1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.rows_widget)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.rows_widget, self.rows_layout, scroll = scrolling_grid()
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -233,12 +226,7 @@ class ComponentsPanel(QWidget):
         self.reset_button.setEnabled(bool(state.component_amounts))
 
     def _rebuild(self, components: DirectionSet | None) -> None:
-        while self.rows_layout.count():
-            item = self.rows_layout.takeAt(0)
-            widget = item.widget()
-            if widget is not None:
-                widget.setParent(None)  # gone from findChild at once, freed later
-                widget.deleteLater()
+        clear_layout(self.rows_layout)
         self.sliders, self._values = [], []
         self._shown_set = components
         self.empty_label.setVisible(components is None)
@@ -249,17 +237,16 @@ class ComponentsPanel(QWidget):
         for index, direction in enumerate(components):
             label = QLabel(direction.name)
             label.setToolTip(notes[index])
-            slider = QSlider(Qt.Orientation.Horizontal)
-            slider.setObjectName(f"component:{index}")
-            slider.setRange(-limit, limit)
+            slider = drag_slider(
+                self.session,
+                f"component:{index}",
+                -limit,
+                limit,
+                lambda value, i=index: self._on_component_slider_changed(i, value),
+            )
             slider.setSingleStep(5)
             slider.setPageStep(50)
             slider.setToolTip(f"{direction.name}: {notes[index]}")
-            slider.valueChanged.connect(
-                lambda value, i=index: self._on_component_slider_changed(i, value)
-            )
-            slider.sliderPressed.connect(self.session.begin_drag)
-            slider.sliderReleased.connect(self.session.end_drag)
             value = QLabel("+0.00σ")
             value.setObjectName(f"componentValue:{index}")
             value.setMinimumWidth(52)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
-    QGridLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSlider,
     QVBoxLayout,
     QWidget,
 )
 
+from app.panels.rows import clear_layout, drag_slider, scrolling_grid
 from editors.state import EditState
 
 if TYPE_CHECKING:
@@ -65,13 +64,7 @@ class LayersPanel(QWidget):
         self.note = QLabel("")
         self.note.setObjectName("layersNote")
         self.note.setWordWrap(True)
-        self.rows_widget = QWidget()
-        self.rows_layout = QGridLayout(self.rows_widget)
-        self.rows_layout.setColumnStretch(1, 1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.rows_widget)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.rows_widget, self.rows_layout, scroll = scrolling_grid()
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -89,24 +82,18 @@ class LayersPanel(QWidget):
         return int(getattr(generator, "num_layers", 0) or 0) if generator is not None else 0
 
     def _on_session_generator_changed(self, generator: Generator) -> None:
-        while self.rows_layout.count():
-            item = self.rows_layout.takeAt(0)
-            widget = item.widget()
-            if widget is not None:
-                widget.setParent(None)  # gone from findChild at once, freed later
-                widget.deleteLater()
+        clear_layout(self.rows_layout)
         self.sliders, self._values = [], []
         count = self._num_layers() if generator.kind == "stylegan2" else 0
         for layer in range(count):
-            slider = QSlider(Qt.Orientation.Horizontal)
-            slider.setObjectName(f"noise:{layer}")
-            slider.setRange(0, int(MAX_STRENGTH * STEPS))
-            slider.setValue(STEPS)
-            slider.valueChanged.connect(
-                lambda value, i=layer: self._on_noise_slider_changed(i, value)
+            slider = drag_slider(
+                self.session,
+                f"noise:{layer}",
+                0,
+                int(MAX_STRENGTH * STEPS),
+                lambda value, i=layer: self._on_noise_slider_changed(i, value),
+                value=STEPS,
             )
-            slider.sliderPressed.connect(self.session.begin_drag)
-            slider.sliderReleased.connect(self.session.end_drag)
             value = QLabel("×1.00")
             value.setMinimumWidth(44)
             self.rows_layout.addWidget(

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import show_error
+from app.panels.rows import clear_layout, drag_slider
 from app.widgets.image_view import rgb_to_qimage
 from app.workers import Job
 from editors.mixing import GROUPS, LatentSource, StyleMix, layer_groups, row_resolution
@@ -103,15 +104,14 @@ class MixingPanel(QWidget):
 
         groups = QGridLayout()
         for index, group in enumerate(GROUPS):
-            slider = QSlider(Qt.Orientation.Horizontal)
-            slider.setObjectName(f"mix:{group}")
-            slider.setRange(0, STEPS)
-            slider.setToolTip(f"How much of the donor's {group} rows to take (0 = none, 1 = all)")
-            slider.valueChanged.connect(
-                lambda value, g=group: self._on_group_slider_changed(g, value)
+            slider = drag_slider(
+                self.session,
+                f"mix:{group}",
+                0,
+                STEPS,
+                lambda value, g=group: self._on_group_slider_changed(g, value),
             )
-            slider.sliderPressed.connect(self.session.begin_drag)
-            slider.sliderReleased.connect(self.session.end_drag)
+            slider.setToolTip(f"How much of the donor's {group} rows to take (0 = none, 1 = all)")
             value = QLabel("0.00")
             value.setObjectName(f"mixValue:{group}")
             value.setMinimumWidth(36)
@@ -159,20 +159,16 @@ class MixingPanel(QWidget):
         return generator.num_ws if generator is not None else 0
 
     def _build_rows(self, num_ws: int) -> None:
-        while self.rows_layout.count():
-            item = self.rows_layout.takeAt(0)
-            widget = item.widget()
-            if widget is not None:
-                widget.setParent(None)  # gone from findChild at once, freed later
-                widget.deleteLater()
+        clear_layout(self.rows_layout)
         self.row_sliders = []
         for row in range(num_ws):
-            slider = QSlider(Qt.Orientation.Horizontal)
-            slider.setObjectName(f"mixRow:{row}")
-            slider.setRange(0, STEPS)
-            slider.valueChanged.connect(lambda value, r=row: self._on_row_slider_changed(r, value))
-            slider.sliderPressed.connect(self.session.begin_drag)
-            slider.sliderReleased.connect(self.session.end_drag)
+            slider = drag_slider(
+                self.session,
+                f"mixRow:{row}",
+                0,
+                STEPS,
+                lambda value, r=row: self._on_row_slider_changed(r, value),
+            )
             self.rows_layout.addWidget(QLabel(f"row {row} · {row_resolution(row)} px"), row, 0)
             self.rows_layout.addWidget(slider, row, 1)
             self.row_sliders.append(slider)
