@@ -88,17 +88,12 @@ class ClassifierTrainer:
     def __init__(
         self, config: ClassifierConfig, dataset: ImageDataset, labels: LabelTable, dist: DistContext
     ) -> None:
-        if config.batch_size % dist.world_size:
-            raise ValueError(
-                f"batch_size {config.batch_size} is not divisible by the "
-                f"{dist.world_size} processes"
-            )
         self.config = config
         self.dataset = dataset
         self.labels = labels
         self.dist = dist
         self.device = dist.device
-        self.local_batch = config.batch_size // dist.world_size
+        self.local_batch = dist.local_batch(config.batch_size)
         train_rows, val_rows = split_indices(
             len(labels.image_index), config.validation_fraction, config.seed, labels.groups
         )

@@ -36,6 +36,18 @@ class DistContext:
         """True with more than one process."""
         return self.world_size > 1
 
+    def local_batch(self, batch_size: int) -> int:
+        """This process's share of a step's ``batch_size`` images (all processes together).
+
+        Raises:
+            ValueError: ``batch_size`` does not split evenly over the processes.
+        """
+        if batch_size % self.world_size:
+            raise ValueError(
+                f"batch_size {batch_size} is not divisible by the {self.world_size} processes"
+            )
+        return batch_size // self.world_size
+
     def _comm_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 

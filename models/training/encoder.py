@@ -55,16 +55,11 @@ class EncoderTrainer:
     ) -> None:
         if config.real_kimg > 0 and real is None:
             raise ValueError("the real-photo stage needs data")
-        if config.batch_size % dist.world_size:
-            raise ValueError(
-                f"batch_size {config.batch_size} is not divisible by the "
-                f"{dist.world_size} processes"
-            )
         self.config = config
         self.dist = dist
         self.device = dist.device
         self.model_path = model_path
-        self.local_batch = config.batch_size // dist.world_size
+        self.local_batch = dist.local_batch(config.batch_size)
         self.total_steps = config.total_steps
         self.synthetic_steps = config.synthetic_steps
         self.images_per_step = config.batch_size

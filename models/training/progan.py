@@ -131,15 +131,11 @@ class ProGANTrainer:
             raise ValueError(
                 f"the data are {dataset.resolution} px, the config {config.resolution} px"
             )
-        if config.batch_size % dist.world_size:
-            raise ValueError(
-                f"batch_size {config.batch_size} does not split over {dist.world_size} processes"
-            )
         self.config = config
         self.dataset = dataset
         self.dist = dist
         self.device = dist.device
-        self.local_batch = config.batch_size // dist.world_size
+        self.local_batch = dist.local_batch(config.batch_size)
         self.depths = progan_depths(config.resolution, config.feature_base, config.feature_max)
         self.doublings = len(self.depths) - 1
         self.phase_steps = max(1, math.ceil(config.phase_kimg * 1000 / config.batch_size))

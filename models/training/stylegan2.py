@@ -123,16 +123,11 @@ class StyleGAN2Trainer:
             raise ValueError(
                 f"the data are {dataset.resolution} px, the config {config.resolution} px"
             )
-        if config.batch_size % dist.world_size:
-            raise ValueError(
-                f"batch_size {config.batch_size} is not divisible by the "
-                f"{dist.world_size} processes"
-            )
         self.config = config
         self.dataset = dataset
         self.dist = dist
         self.device = dist.device
-        self.local_batch = config.batch_size // dist.world_size
+        self.local_batch = dist.local_batch(config.batch_size)
         self.total_steps = config.total_steps
         self.images_per_step = config.batch_size
         self.sampler = EpochSampler(len(dataset), config.batch_size, config.seed)
