@@ -77,6 +77,9 @@ COMMON_OPTIONS = (
     Option("--tick-seconds", "tick_seconds", float, "write a metrics line this often"),
     Option("--name", "name", str, "display name of the trained model"),
 )
+SAMPLE_MINUTES = Option(
+    "--sample-minutes", "sample_minutes", float, "write a sample grid this often"
+)
 IMAGE_OPTIONS = (
     Option("--data", "data", str, "folder or .zip of images (any size and mode)"),
     Option("--align", "align_faces", None, "align faces FFHQ-style while caching (dlib)"),
@@ -114,7 +117,7 @@ TASK_OPTIONS: dict[str, tuple[Option, ...]] = {
             "--channels-last", "channels_last", None, "NHWC memory format for D", bool_pair=True
         ),
         Option("--finetune", "init_from", str, "start from this model (and its D when it has one)"),
-        Option("--sample-minutes", "sample_minutes", float, "write a sample grid this often"),
+        SAMPLE_MINUTES,
         Option("--samples", "num_samples", int, "images in the sample grid"),
         Option("--fp16-export", "export_fp16", None, "store the trained model in float16"),
     ),
@@ -129,7 +132,7 @@ TASK_OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("--latent-size", "latent_size", int, "z size"),
         Option("--feature-base", "feature_base", int, "width: C(r) = min(base / r, max)"),
         Option("--feature-max", "feature_max", int, "largest feature-map count"),
-        Option("--sample-minutes", "sample_minutes", float, "write a sample grid this often"),
+        SAMPLE_MINUTES,
     ),
     "classifier": (
         *IMAGE_OPTIONS,
@@ -188,7 +191,7 @@ TASK_OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("--input-size", "input_size", int, "encoder input size"),
         Option("--truncation", "truncation_psi", float, "truncation of the training latents"),
         Option("--install", "install", None, "copy the encoder beside the model for projection"),
-        Option("--sample-minutes", "sample_minutes", float, "write a sample grid this often"),
+        SAMPLE_MINUTES,
     ),
 }
 
@@ -234,32 +237,18 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_option(parser: argparse.ArgumentParser, option: Option) -> None:
+    common: dict[str, Any] = {"dest": option.field, "default": None, "help": option.help}
     if option.bool_pair:
-        parser.add_argument(
-            option.flag,
-            dest=option.field,
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help=option.help,
-        )
+        parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, **common)
     elif option.type is None:
-        parser.add_argument(
-            option.flag,
-            dest=option.field,
-            action="store_const",
-            const=True,
-            default=None,
-            help=option.help,
-        )
+        parser.add_argument(option.flag, action="store_const", const=True, **common)
     else:
         parser.add_argument(
             option.flag,
-            dest=option.field,
             type=option.type,
-            default=None,
             choices=option.choices,
-            help=option.help,
             metavar=option.flag[2:].upper().replace("-", "_"),
+            **common,
         )
 
 
