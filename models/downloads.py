@@ -61,10 +61,13 @@ def _default_opener(request: urllib.request.Request, timeout: float) -> http.cli
     return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) only, checked
 
 
-def _hash_file(path: Path, digest: hashlib._Hash) -> None:
+def _sha256_of(path: Path) -> str:
+    """Hex SHA-256 of the file at ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
 
 
 def _check_digest(url: str, digest: str, sha256: str | None, prefix: str | None) -> bool:
@@ -143,9 +146,7 @@ def download(
     if expected_size is not None and size != expected_size:
         partial.unlink(missing_ok=True)
         raise DownloadError(f"{url}: the file has {size} bytes, the catalog says {expected_size}; the file was deleted")
-    digest = hashlib.sha256()
-    _hash_file(partial, digest)
-    hex_digest = digest.hexdigest()
+    hex_digest = _sha256_of(partial)
     try:
         verified = _check_digest(url, hex_digest, sha256, sha256_prefix)
     except DownloadError:
@@ -156,9 +157,7 @@ def download(
 
 
 def _already_there(url: str, destination: Path, sha256: str | None, prefix: str | None) -> DownloadResult:
-    digest = hashlib.sha256()
-    _hash_file(destination, digest)
-    hex_digest = digest.hexdigest()
+    hex_digest = _sha256_of(destination)
     try:
         verified = _check_digest(url, hex_digest, sha256, prefix)
     except DownloadError:
