@@ -44,3 +44,16 @@ def make_main_window(qtbot) -> Iterator[Callable[..., object]]:
         assert window.render_service._thread.isFinished()
         assert not window.jobs.running()
 
+
+def wait_for_frame_of(qtbot, window, state=None):
+    """The full-resolution (not draft) render of ``state`` (default: the current state), once shown."""
+    state = state or window.session.state
+    qtbot.waitUntil(
+        lambda: (
+            window.session.last_frame is not None
+            and window.session.last_frame.result.state is state
+            and not window.session.last_frame.result.draft
+        ),
+        timeout=10000,
+    )
+    return window.session.last_frame.result

@@ -18,6 +18,7 @@ from editors.directions import (
 from editors.labelers import Labeler, SampleBatch
 from models import load_generator
 from models.generator import seed_to_z, to_rgb_u8
+from tests.app.conftest import wait_for_frame_of
 
 W_DIM = 32
 
@@ -59,19 +60,6 @@ def studio(tiny_checkpoint, make_main_window, qtbot):
     window = make_main_window(path)
     qtbot.waitUntil(lambda: window.session.state.directions is not None, timeout=5000)
     return window, generator, directions, path
-
-
-def wait_for_frame_of(qtbot, window, state=None):
-    state = state or window.session.state
-    qtbot.waitUntil(
-        lambda: (
-            window.session.last_frame is not None
-            and window.session.last_frame.result.state is state
-            and not window.session.last_frame.result.draft
-        ),
-        timeout=10000,
-    )
-    return window.session.last_frame.result
 
 
 def drag(slider: QSlider, values: list[int]) -> None:

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QListWidget, QPushButton, QSlider, QSpinBox, QToolButton
 
 from models.generator import seed_to_z
+from tests.app.conftest import wait_for_frame_of as latest
 
 
 def mapped(generator, seed: int, psi: float) -> np.ndarray:
@@ -19,19 +20,6 @@ def mapped(generator, seed: int, psi: float) -> np.ndarray:
 @pytest.fixture
 def window(tiny_checkpoint, make_main_window):
     return make_main_window(tiny_checkpoint(resolution=64))
-
-
-def latest(qtbot, window):
-    state = window.session.state
-    qtbot.waitUntil(
-        lambda: (
-            window.session.last_frame is not None
-            and window.session.last_frame.result.state is state
-            and not window.session.last_frame.result.draft
-        ),
-        timeout=10000,
-    )
-    return window.session.last_frame.result
 
 
 def test_seed_donor_and_group_sliders(window, qtbot) -> None:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMessageBox, QSlider
 from editors.directions import Direction, DirectionSet, default_directions_path, save_directions
 from editors.mixing import LatentSource, StyleMix
 from models import load_generator
+from tests.app.conftest import wait_for_frame_of as latest
 
 
 @pytest.fixture
@@ -25,19 +26,6 @@ def window(tiny_checkpoint, make_main_window, qtbot):
     window = make_main_window(path)
     qtbot.waitUntil(lambda: window.findChild(QSlider, "attr:smile") is not None, timeout=5000)
     return window
-
-
-def latest(qtbot, window):
-    state = window.session.state
-    qtbot.waitUntil(
-        lambda: (
-            window.session.last_frame is not None
-            and window.session.last_frame.result.state is state
-            and not window.session.last_frame.result.draft
-        ),
-        timeout=10000,
-    )
-    return window.session.last_frame.result
 
 
 def error_box(qtbot, window) -> QMessageBox:
