@@ -26,8 +26,6 @@ MAIN_SCRIPT = Path(__file__).resolve().parent.parent / "main.py"
 POLL_MS = 500
 CONSOLE_LOG = "console.log"
 REQUEST_FILE = "request.json"
-# A run whose process is gone and whose status is older than this is shown as interrupted.
-STALE_AFTER_S = 120.0
 
 
 # Processes this app started; kept (and reaped once they exit) so a view closing never drops a

@@ -65,7 +65,6 @@ TASKS = (
         "Samples the model, labels the samples and fits one slider direction per attribute.",
     ),
 )
-IMAGE_TASKS = ("stylegan2", "progan", "classifier")
 MODEL_TASKS = ("encoder", "directions")
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
 IMAGE_FILTER = "Zip archives (*.zip);;All files (*)"
