@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from editors.cli.common import add_model_arguments
 from editors.directions import check_compatible, default_directions_path, load_directions
 from editors.images import save_rgb
 from editors.latent_io import load_latent
@@ -33,15 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "latent", metavar="LATENT.npz", help="latent file (.npz with key 'w', or .pt)"
     )
-    parser.add_argument(
-        "--model",
-        metavar="PATH",
-        required=True,
-        help="checkpoint file (.safetensors, rosinality .pt, NVIDIA .pkl, PGAN .pth)",
-    )
-    parser.add_argument(
-        "--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA if present)"
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--direction",
         metavar="NAME=AMOUNT",
