@@ -12,7 +12,8 @@ Layout (all JSON is UTF-8; every file but ``metrics.jsonl`` is replaced atomical
     RUN_DIR/samples/step-00001234.png
     RUN_DIR/checkpoints/ckpt-00001234.pt
 
-This module needs no torch, so a viewer can import it cheaply.
+Files are replaced with ``models.formats.native.atomic_write``; this module holds no training
+code, so a viewer (the GUI's Runs window) can use it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+
+from models.formats.native import atomic_write
 
 SCHEMA_VERSION = 1
 APP_VERSION = "0.1.0"
@@ -36,15 +38,8 @@ FINAL_STATES = frozenset({"finished", "stopped", "failed"})
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as JSON to a temp file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    text = json.dumps(data, indent=2)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -209,10 +204,7 @@ class RunFolder:
         records, _ = self.read_metrics()
         kept = [record for record in records if int(record.get("step", 0)) <= step]
         text = "".join(json.dumps(record) + "\n" for record in kept)
-        handle, tmp_name = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=self.path)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(tmp_name, self.metrics_path)
+        atomic_write(self.metrics_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     # -- samples ----------------------------------------------------------------------------
     def sample_path(self, step: int) -> Path:
