@@ -32,7 +32,7 @@ class _Runnable(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
-        self._job._execute()
+        self._job.run_from_pool()
 
 
 class Job(QObject):
@@ -53,6 +53,11 @@ class Job(QObject):
         self._stop = threading.Event()
         self._running = False
         self._finished = threading.Event()
+        # Guards the hand-over between the pool starting the job and shutdown taking it off the queue.
+        self._start_lock = threading.Lock()
+        self._started = False
+        self._pool: QThreadPool | None = None
+        self._runnable: _Runnable | None = None
         self._last_emit = 0.0
         self._pending: Progress | None = None
         try:
@@ -69,11 +74,28 @@ class Job(QObject):
     def start(self, pool: QThreadPool | None = None) -> None:
         """Run the function on ``pool`` (the global pool by default)."""
         self._running = True
-        (pool or QThreadPool.globalInstance()).start(_Runnable(self))
+        self._pool = pool or QThreadPool.globalInstance()
+        self._runnable = _Runnable(self)
+        self._pool.start(self._runnable)
 
     def request_stop(self) -> None:
-        """Ask the function to stop at its next check (it raises ``Cancelled``)."""
+        """Ask the function to stop at its next check (it raises ``Cancelled``).
+
+        A job still queued behind busy pool threads is taken off the queue and ends here, at once,
+        so shutting down never waits for unrelated work to free a thread.
+        """
         self._stop.set()
+        with self._start_lock:
+            taken = (
+                not self._started
+                and self._runnable is not None
+                and self._pool is not None
+                and self._pool.tryTake(self._runnable)
+            )
+            if taken:
+                self._started = True
+        if taken:
+            self._execute()
 
     def wait(self, timeout_s: float) -> bool:
         """Block until the function has returned (for shutdown only); True if it did."""
@@ -87,6 +109,13 @@ class Job(QObject):
             self.progressed.emit(progress)
         else:
             self._pending = progress
+
+    def run_from_pool(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+        self._execute()
 
     def _execute(self) -> None:
         kwargs = dict(self._kwargs)

@@ -42,7 +42,7 @@ def make_main_window(qtbot) -> Iterator[Callable[..., object]]:
     for window in windows:
         window.close()
         assert window.render_service._thread.isFinished()
-        assert not window.jobs.running()
+        assert [job.title for job in window.jobs.running()] == []
 
 
 def wait_for_frame_of(qtbot, window, state=None):
