@@ -59,9 +59,10 @@ DRAFT_MIN_RESOLUTION = 256
 ABOUT_TEXT = (
     "<h3>Latent Studio</h3>"
     "<p>Load StyleGAN2 and ProGAN checkpoints, find photos in latent space and edit them.</p>"
-    "<p>The built-in demo model was trained on CelebA and UTKFace, whose licences allow "
-    "<b>non-commercial research use only</b>; so does its use here. Checkpoints you open keep "
-    "their own licences.</p>"
+    "<p>The built-in demo model was trained on CelebA and its age slider fitted with UTKFace; "
+    "both data sets allow <b>non-commercial research use only</b>, and so does the demo model "
+    "(see its model card, resources/models/demo-faces-64.md). Checkpoints you open keep their "
+    "own licences.</p>"
 )
 
 

@@ -113,3 +113,13 @@ def test_switching_models_resets_history(make_main_window, tiny_checkpoint, qtbo
     assert window.session.undo_stack.count() == 0
     assert window.session.last_frame.result.rgb.shape == (32, 32, 3)
     assert window.status_resolution.text() == "32×32"
+
+
+def test_about_box_states_the_demo_licence(make_main_window, qtbot) -> None:
+    window = make_main_window()
+    window.actions_by_name["about"].trigger()
+    box = window.findChild(QMessageBox, "aboutBox")
+    qtbot.waitUntil(box.isVisible)
+    assert "non-commercial" in box.text()
+    assert "demo-faces-64.md" in box.text()
+    box.close()
