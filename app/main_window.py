@@ -117,7 +117,9 @@ class MainWindow(QMainWindow):
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1280, 820)
             # The canvas gets the room; the panels start at a comfortable reading width.
-            self.resizeDocks([self.history_dock, self.panel_dock], [170, 430], Qt.Orientation.Horizontal)
+            self.resizeDocks(
+                [self.history_dock, self.panel_dock], [170, 430], Qt.Orientation.Horizontal
+            )
 
     # -- construction -----------------------------------------------------------------------
     def _build_sample_toolbar(self) -> None:
@@ -201,13 +203,21 @@ class MainWindow(QMainWindow):
         self.busy_bar.setRange(0, 0)
         self.busy_bar.setMaximumWidth(120)
         self.busy_bar.hide()
-        for widget in (self.busy_bar, self.status_model, self.status_resolution, self.status_device, self.status_render):
+        for widget in (
+            self.busy_bar,
+            self.status_model,
+            self.status_resolution,
+            self.status_device,
+            self.status_render,
+        ):
             bar.addPermanentWidget(widget)
 
     def _build_menus(self) -> dict[str, QAction]:
         actions: dict[str, QAction] = {}
 
-        def add(menu_name: str, key: str, text: str, slot: object, shortcut: object = None) -> QAction:
+        def add(
+            menu_name: str, key: str, text: str, slot: object, shortcut: object = None
+        ) -> QAction:
             action = QAction(text, self)
             action.setObjectName(f"action:{key}")
             if shortcut is not None:
@@ -218,12 +228,20 @@ class MainWindow(QMainWindow):
             return action
 
         menu_bar = self.menuBar()
-        menus = {name: menu_bar.addMenu(name) for name in ("&File", "&Edit", "&View", "&Train", "&Help")}
+        menus = {
+            name: menu_bar.addMenu(name) for name in ("&File", "&Edit", "&View", "&Train", "&Help")
+        }
         add("&File", "openModel", "&Open model…", self.choose_model, QKeySequence.StandardKey.Open)
         add("&File", "getModels", "&Get models…", self.show_model_manager)
         self.recent_menu = menus["&File"].addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        add("&File", "saveImage", "&Save image…", self.choose_image_destination, QKeySequence.StandardKey.Save)
+        add(
+            "&File",
+            "saveImage",
+            "&Save image…",
+            self.choose_image_destination,
+            QKeySequence.StandardKey.Save,
+        )
         menus["&File"].addSeparator()
         add("&File", "quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -315,7 +333,9 @@ class MainWindow(QMainWindow):
     def _on_session_generator_changed(self, generator: Generator) -> None:
         self.stack.setCurrentWidget(self.canvas)
         self.status_model.setText(generator.name or "model")
-        self.status_model.setToolTip(str(generator.source.path) if generator.source and generator.source.path else "")
+        self.status_model.setToolTip(
+            str(generator.source.path) if generator.source and generator.source.path else ""
+        )
         self.status_resolution.setText(f"{generator.resolution}×{generator.resolution}")
         self.status_device.setText(device_label(generator.device))
         self.statusBar().showMessage(f"Opened {generator.name}", 5000)
@@ -346,11 +366,19 @@ class MainWindow(QMainWindow):
         psi = value / TRUNCATION_STEPS
         self.truncation_label.setText(f"{psi:.2f}")
         if psi != self.session.state.truncation_psi:
-            self.session.propose(self.session.state.replace(truncation_psi=psi), f"Truncation {psi:.2f}", "truncation")
+            self.session.propose(
+                self.session.state.replace(truncation_psi=psi),
+                f"Truncation {psi:.2f}",
+                "truncation",
+            )
 
     def _on_slider_pressed(self) -> None:
         generator = self.session.generator
-        if generator is not None and generator.device.type == "cpu" and generator.resolution >= DRAFT_MIN_RESOLUTION:
+        if (
+            generator is not None
+            and generator.device.type == "cpu"
+            and generator.resolution >= DRAFT_MIN_RESOLUTION
+        ):
             self.session.set_draft(True)
 
     def _on_slider_released(self) -> None:
@@ -388,7 +416,9 @@ class MainWindow(QMainWindow):
             return
         seed = self.session.state.seed
         suggestion = f"seed{seed:04d}.png" if seed is not None else "image.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Save image", suggestion, "PNG (*.png);;JPEG (*.jpg *.jpeg)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save image", suggestion, "PNG (*.png);;JPEG (*.jpg *.jpeg)"
+        )
         if path:
             self.save_image(Path(path))
 
@@ -408,11 +438,11 @@ class MainWindow(QMainWindow):
     def _on_canvas_files_dropped(self, paths: list[Path]) -> None:
         self.open_dropped_file(paths[0])
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if any(url.isLocalFile() for url in event.mimeData().urls()):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+    def dropEvent(self, event: QDropEvent) -> None:
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
             event.acceptProposedAction()
@@ -479,7 +509,9 @@ class MainWindow(QMainWindow):
 
     def choose_latent(self) -> None:
         """Ask for a latent file (.npz, rosinality .pt) and open it."""
-        path, _ = QFileDialog.getOpenFileName(self, "Open latent", "", "Latents (*.npz *.pt);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open latent", "", "Latents (*.npz *.pt);;All files (*)"
+        )
         if path:
             self.open_latent(Path(path))
 
@@ -496,7 +528,9 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             show_error(self, ErrorReport.from_exception("Could not open the latent", exc))
             return False
-        self.session.propose(self.session.state.replace(base_ws=ws, seed=None), f"Latent {path.name}")
+        self.session.propose(
+            self.session.state.replace(base_ws=ws, seed=None), f"Latent {path.name}"
+        )
         self.session.seal()
         return True
 
@@ -519,10 +553,34 @@ class MainWindow(QMainWindow):
         file_menu, edit_menu = self.menus["&File"], self.menus["&Edit"]
         quit_action = self.actions_by_name["quit"]
         entries = (
-            (file_menu, "openSession", "Open &session…", self.choose_session_to_open, "Ctrl+Shift+O"),
-            (file_menu, "saveSession", "Save s&ession…", self.choose_session_destination, "Ctrl+Shift+S"),
-            (file_menu, "exportImage", "&Export image…", self.choose_export_image_destination, "Ctrl+E"),
-            (file_menu, "exportVideo", "Export &video…", self.open_export_video_dialog, "Ctrl+Shift+E"),
+            (
+                file_menu,
+                "openSession",
+                "Open &session…",
+                self.choose_session_to_open,
+                "Ctrl+Shift+O",
+            ),
+            (
+                file_menu,
+                "saveSession",
+                "Save s&ession…",
+                self.choose_session_destination,
+                "Ctrl+Shift+S",
+            ),
+            (
+                file_menu,
+                "exportImage",
+                "&Export image…",
+                self.choose_export_image_destination,
+                "Ctrl+E",
+            ),
+            (
+                file_menu,
+                "exportVideo",
+                "Export &video…",
+                self.open_export_video_dialog,
+                "Ctrl+Shift+E",
+            ),
             (edit_menu, "resetEdits", "Reset &edits", self.session.reset_edits, "Ctrl+Backspace"),
         )
         for menu, key, text, slot, shortcut in entries:
@@ -545,7 +603,9 @@ class MainWindow(QMainWindow):
 
     def choose_session_destination(self) -> None:
         """Ask where to save the session and save it."""
-        path, _ = QFileDialog.getSaveFileName(self, "Save session", "edit.lsession", "Sessions (*.lsession)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save session", "edit.lsession", "Sessions (*.lsession)"
+        )
         if path:
             self.save_session(Path(path))
 
@@ -561,7 +621,9 @@ class MainWindow(QMainWindow):
 
     def choose_session_to_open(self) -> None:
         """Ask for a session file and open it."""
-        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Sessions (*.lsession);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open session", "", "Sessions (*.lsession);;All files (*)"
+        )
         if path:
             self.open_session(Path(path))
 
@@ -613,9 +675,8 @@ class MainWindow(QMainWindow):
         self.jobs.stop_all()
         self.render_service.shutdown()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.window_geometry = self.saveGeometry()
         self.settings.sync()
         self.shutdown()
         super().closeEvent(event)
-

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QThread, Signal
 
 from app.errors import ErrorReport
-from editors.rendering import Renderer, RenderArgs, RenderResult
+from editors.rendering import RenderArgs, Renderer, RenderResult
 
 if TYPE_CHECKING:
     from models.generator import Generator

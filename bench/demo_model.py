@@ -140,7 +140,9 @@ class Scorer:
         for rgb in to_rgb_u8(images):
             big = upscale(rgb)
             marks = detect([big])[0]
-            poses.append(head_pose(marks, big.shape[:2])[:2] if marks is not None else (np.nan, np.nan))
+            poses.append(
+                head_pose(marks, big.shape[:2])[:2] if marks is not None else (np.nan, np.nan)
+            )
         columns.append(np.asarray(poses, dtype=np.float64))
         return np.concatenate(columns, axis=1)
 
@@ -157,18 +159,45 @@ def direction_table(generator, directions, scorer: Scorer, count: int) -> list[d
     for direction in directions.directions:
         entry = {"direction": direction.name, "metrics": dict(direction.metrics)}
         for mode in ("free", "locked"):
-            locked = [d.name for d in directions.directions if d.name != direction.name] if mode == "locked" else []
+            locked = (
+                [d.name for d in directions.directions if d.name != direction.name]
+                if mode == "locked"
+                else []
+            )
             vector = effective_vectors(directions, locked)[direction.name]
             scores = []
             for sign in (-1.0, 1.0):
-                moved = np.stack([shift(ws, direction, sign * direction.scale, vector=vector) for ws in base])
+                moved = np.stack(
+                    [shift(ws, direction, sign * direction.scale, vector=vector) for ws in base]
+                )
                 with torch.inference_mode():
                     images = generator.synthesis(torch.from_numpy(moved.astype(np.float32)))
                 scores.append(scorer(images))
             delta = (scores[1] - scores[0]) / 2.0  # per +1 sigma
-            entry[mode] = {name: float(np.nanmean(delta[:, i])) for i, name in enumerate(scorer.names)}
+            entry[mode] = {
+                name: float(np.nanmean(delta[:, i])) for i, name in enumerate(scorer.names)
+            }
         rows.append(entry)
     return rows
+
+
+def sweep_grid(generator, directions, seeds: list[int], amounts: tuple[float, ...]) -> np.ndarray:
+    """One row per (direction, seed): the sample moved by each amount (in sigma), others free."""
+    from editors.directions import shift
+    from editors.images import make_grid
+    from models.generator import seed_to_z, to_rgb_u8
+
+    with torch.inference_mode():
+        base = generator.broadcast(
+            generator.mapping(seed_to_z(seeds, generator.z_dim), truncation_psi=0.7)
+        )
+    tiles = []
+    for direction in directions.directions:
+        for ws in base.numpy():
+            moved = np.stack([shift(ws, direction, a * direction.scale) for a in amounts])
+            with torch.inference_mode():
+                tiles += to_rgb_u8(generator.synthesis(torch.from_numpy(moved)))
+    return make_grid(tiles, len(amounts))
 
 
 def projection_table(generator, steps_list: list[int]) -> list[dict]:
@@ -196,26 +225,42 @@ def projection_table(generator, steps_list: list[int]) -> list[dict]:
                 with torch.inference_mode():
                     tensor = torch.from_numpy(target).permute(2, 0, 1)[None].float() / 127.5 - 1
                     image = to_rgb_u8(generator.synthesis(encoder(tensor)))[0]
-                psnr = 10 * np.log10(255.0**2 / np.mean((image.astype(float) - target.astype(float)) ** 2))
+                psnr = 10 * np.log10(
+                    255.0**2 / np.mean((image.astype(float) - target.astype(float)) ** 2)
+                )
             else:
                 result = project(generator, aligned, steps=steps, space="w+", init="auto")
                 image, psnr = result.image, result.psnr
             identity = meter.distance(upscale(image)) if meter is not None else float("nan")
-            entry[str(steps)] = {"psnr": float(psnr), "identity": float(identity),
-                                 "seconds": time.perf_counter() - started}
+            entry[str(steps)] = {
+                "psnr": float(psnr),
+                "identity": float(identity),
+                "seconds": time.perf_counter() - started,
+            }
         rows.append(entry)
     return rows
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", help="generator (default: the built-in demo model)")
-    parser.add_argument("--samples", type=int, default=1000, help="samples and real faces for the face metrics")
-    parser.add_argument("--classifier", action="append", default=[], help="attribute classifier file(s)")
+    parser.add_argument(
+        "--samples", type=int, default=1000, help="samples and real faces for the face metrics"
+    )
+    parser.add_argument(
+        "--classifier", action="append", default=[], help="attribute classifier file(s)"
+    )
     parser.add_argument("--direction-samples", type=int, default=200)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["faces", "directions", "projection"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["faces", "directions", "projection"]
+    )
     parser.add_argument("--grid", help="write a grid of 64 samples (truncation 0.7) here")
     parser.add_argument("--json", help="write all numbers here")
+    parser.add_argument(
+        "--sweeps", help="write every direction's sweep (-3..+3 sigma, 2 seeds) here"
+    )
     args = parser.parse_args()
 
     import models
@@ -223,11 +268,18 @@ def main() -> int:
     from editors.images import make_grid, save_rgb
 
     torch.manual_seed(0)
-    generator = models.load_generator(args.model, "cpu") if args.model else models.load_default("cpu")
+    generator = (
+        models.load_generator(args.model, "cpu") if args.model else models.load_default("cpu")
+    )
     report: dict = {"model": generator.name, "resolution": generator.resolution}
     if args.grid:
         save_rgb(make_grid(sample_rgb(generator, list(range(64))), 8), args.grid)
         print(f"grid of 64 samples: {args.grid}")
+
+    if args.sweeps:
+        directions = load_directions(default_directions_path(generator.source.path))
+        save_rgb(sweep_grid(generator, directions, [1, 7], (-3, -2, -1, 0, 1, 2, 3)), args.sweeps)
+        print(f"sweeps ({', '.join(directions.names)}; 2 rows each): {args.sweeps}")
 
     if "faces" not in args.skip:
         started = time.perf_counter()
@@ -238,7 +290,11 @@ def main() -> int:
         real_a = [upscale(x) for x in real_faces(test, generator.resolution, args.samples, seed=1)]
         real_b = [upscale(x) for x in real_faces(train, generator.resolution, args.samples, seed=2)]
         marks_a, marks_b = detect(real_a), detect(real_b)
-        d_samples, d_a, d_b = descriptors(samples, sample_marks), descriptors(real_a, marks_a), descriptors(real_b, marks_b)
+        d_samples, d_a, d_b = (
+            descriptors(samples, sample_marks),
+            descriptors(real_a, marks_a),
+            descriptors(real_b, marks_b),
+        )
         report["faces"] = {
             "face_rate": face_rate,
             "real_face_rate": sum(m is not None for m in marks_a) / len(real_a),
@@ -248,10 +304,14 @@ def main() -> int:
             "seconds": time.perf_counter() - started,
         }
         f = report["faces"]
-        print(f"\nface rate (dlib, {len(samples)} samples at psi 0.7, 256 px): {100 * f['face_rate']:.1f} %"
-              f"   (held-out real faces: {100 * f['real_face_rate']:.1f} %)")
-        print(f"face-descriptor FD: samples vs held-out real {f['fd_samples_vs_heldout']:.4f}; "
-              f"real vs real (floor) {f['fd_real_vs_real']:.4f}   descriptors used: {f['counts']}")
+        print(
+            f"\nface rate (dlib, {len(samples)} samples at psi 0.7, 256 px): {100 * f['face_rate']:.1f} %"
+            f"   (held-out real faces: {100 * f['real_face_rate']:.1f} %)"
+        )
+        print(
+            f"face-descriptor FD: samples vs held-out real {f['fd_samples_vs_heldout']:.4f}; "
+            f"real vs real (floor) {f['fd_real_vs_real']:.4f}   descriptors used: {f['counts']}"
+        )
 
     if "directions" not in args.skip and args.classifier:
         path = default_directions_path(generator.source.path)
@@ -260,13 +320,21 @@ def main() -> int:
         rows = direction_table(generator, directions, scorer, args.direction_samples)
         report["directions"] = rows
         names = scorer.names
-        print(f"\nscore change per +1 sigma ({args.direction_samples} latents; probabilities, years, degrees)")
-        print(f"{'direction':<20} {'mode':<7} {'acc/R2':>7} " + " ".join(f"{n[:9]:>9}" for n in names))
+        print(
+            f"\nscore change per +1 sigma ({args.direction_samples} latents; probabilities, years, degrees)"
+        )
+        print(
+            f"{'direction':<20} {'mode':<7} {'acc/R2':>7} " + " ".join(f"{n[:9]:>9}" for n in names)
+        )
         for row in rows:
-            quality = row["metrics"].get("heldout_accuracy", row["metrics"].get("heldout_r2", float("nan")))
+            quality = row["metrics"].get(
+                "heldout_accuracy", row["metrics"].get("heldout_r2", float("nan"))
+            )
             for mode in ("free", "locked"):
-                print(f"{row['direction']:<20} {mode:<7} {quality:>7.3f} "
-                      + " ".join(f"{row[mode][n]:>9.3f}" for n in names))
+                print(
+                    f"{row['direction']:<20} {mode:<7} {quality:>7.3f} "
+                    + " ".join(f"{row[mode][n]:>9.3f}" for n in names)
+                )
 
     if "projection" not in args.skip:
         rows = projection_table(generator, [0, 100, 500])
@@ -274,12 +342,16 @@ def main() -> int:
         print("\nprojection of the portraits (W+, encoder init): PSNR dB / identity distance")
         print(f"{'photo':<36} {'encoder':>14} {'100 steps':>14} {'500 steps':>14}")
         for row in rows:
-            cells = [f"{row[k]['psnr']:5.1f} / {row[k]['identity']:.2f}" for k in ("0", "100", "500")]
+            cells = [
+                f"{row[k]['psnr']:5.1f} / {row[k]['identity']:.2f}" for k in ("0", "100", "500")
+            ]
             print(f"{row['photo']:<36} " + " ".join(f"{c:>14}" for c in cells))
         for key in ("0", "100", "500"):
             psnr = np.mean([r[key]["psnr"] for r in rows])
             ident = np.nanmean([r[key]["identity"] for r in rows])
-            print(f"{'mean ' + (key + ' steps' if key != '0' else 'encoder'):<36} {psnr:5.1f} dB / {ident:.3f}")
+            print(
+                f"{'mean ' + (key + ' steps' if key != '0' else 'encoder'):<36} {psnr:5.1f} dB / {ident:.3f}"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

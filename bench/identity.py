@@ -59,11 +59,16 @@ def test_faces(dlib) -> list[tuple[str, np.ndarray, object]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per row")
-    parser.add_argument("--devices", nargs="+", default=None,
-                        help="devices for the port (default: cpu, plus cuda when present)")
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        default=None,
+        help="devices for the port (default: cpu, plus cuda when present)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import dlib
@@ -78,22 +83,29 @@ def main() -> int:
     faces = test_faces(dlib)
     rng = np.random.default_rng(0)
     synthetic = list(rng.integers(0, 256, (4, 150, 150, 3), dtype=np.uint8))
-    chips = synthetic + [dlib.get_face_chip(img, shape, size=150, padding=0.25)
-                         for _, img, shape in faces]
+    chips = synthetic + [
+        dlib.get_face_chip(img, shape, size=150, padding=0.25) for _, img, shape in faces
+    ]
     batch8 = (chips * 8)[:8]
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; dlib "
-          f"{dlib.__version__} (CUDA: {dlib.DLIB_USE_CUDA}); {args.repeats} timed calls per row")
-    header = (f"{'what':<34} {'device':<6} {'batch':>5} {'best ms/image':>14} "
-              f"{'median ms/image':>16}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; dlib "
+        f"{dlib.__version__} (CUDA: {dlib.DLIB_USE_CUDA}); {args.repeats} timed calls per row"
+    )
+    header = (
+        f"{'what':<34} {'device':<6} {'batch':>5} {'best ms/image':>14} {'median ms/image':>16}"
+    )
     print(header)
     print("-" * len(header))
     for batch in (1, 8):
         some = batch8[:batch]
-        best, median = time_ms(lambda s=some: reference.compute_face_descriptor(list(s)),
-                               args.repeats)
-        print(f"{'descriptor: dlib':<34} {'cpu':<6} {batch:>5} {best / batch:>14.1f} "
-              f"{median / batch:>16.1f}")
+        best, median = time_ms(
+            lambda s=some: reference.compute_face_descriptor(list(s)), args.repeats
+        )
+        print(
+            f"{'descriptor: dlib':<34} {'cpu':<6} {batch:>5} {best / batch:>14.1f} "
+            f"{median / batch:>16.1f}"
+        )
         for device in devices:
             model = port.to(device)
             tensor = chips_to_tensor(some).to(device)
@@ -105,8 +117,10 @@ def main() -> int:
                     torch.cuda.synchronize()
 
             best, median = time_ms(run, args.repeats)
-            print(f"{'descriptor: port':<34} {device:<6} {batch:>5} {best / batch:>14.1f} "
-                  f"{median / batch:>16.1f}")
+            print(
+                f"{'descriptor: port':<34} {device:<6} {batch:>5} {best / batch:>14.1f} "
+                f"{median / batch:>16.1f}"
+            )
     port.to("cpu")
 
     if faces:
@@ -116,21 +130,27 @@ def main() -> int:
         transform = chip_transform(landmarks)
         rows = [
             ("chip: dlib.get_face_chip", lambda: dlib.get_face_chip(image, shape, 150, 0.25)),
-            ("chip: cut_chips exact (quantize)", lambda: cut_chips(pixels, transform,
-                                                                   quantize=True)),
+            (
+                "chip: cut_chips exact (quantize)",
+                lambda: cut_chips(pixels, transform, quantize=True),
+            ),
             ("chip: cut_chips differentiable", lambda: cut_chips(pixels, transform)),
         ]
         for label, run_chip in rows:
             best, median = time_ms(run_chip, args.repeats)
-            print(f"{label:<34} {'cpu':<6} {1:>5} {best:>14.1f} {median:>16.1f}   ({name}, "
-                  f"{image.shape[1]}x{image.shape[0]})")
+            print(
+                f"{label:<34} {'cpu':<6} {1:>5} {best:>14.1f} {median:>16.1f}   ({name}, "
+                f"{image.shape[1]}x{image.shape[0]})"
+            )
 
     expected = np.array([np.array(d) for d in reference.compute_face_descriptor(chips)])
     with torch.inference_mode():
         ours = port.embed(chips_to_tensor(chips)).numpy()
-    print(f"\nmax |port - dlib| over {len(chips)} chips ({len(synthetic)} synthetic, "
-          f"{len(faces)} real faces): {np.abs(ours - expected).max():.2e} per component; "
-          f"max descriptor distance {np.linalg.norm(ours - expected, axis=1).max():.2e}")
+    print(
+        f"\nmax |port - dlib| over {len(chips)} chips ({len(synthetic)} synthetic, "
+        f"{len(faces)} real faces): {np.abs(ours - expected).max():.2e} per component; "
+        f"max descriptor distance {np.linalg.norm(ours - expected, axis=1).max():.2e}"
+    )
     if faces:
         drift = []
         for _, image, shape in faces:
@@ -141,8 +161,10 @@ def main() -> int:
                 exact = port.embed(cut_chips(pixels, transform, quantize=True))
                 smooth = port.embed(cut_chips(pixels, transform))
             drift.append(float((exact - smooth).norm()))
-        print(f"differentiable vs dlib-exact chip: descriptor distance max {max(drift):.4f}, "
-              f"mean {statistics.mean(drift):.4f} (same-person threshold 0.6)")
+        print(
+            f"differentiable vs dlib-exact chip: descriptor distance max {max(drift):.4f}, "
+            f"mean {statistics.mean(drift):.4f} (same-person threshold 0.6)"
+        )
     return 0
 
 

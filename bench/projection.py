@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from editors.projection import ProjectionConfig, project  # noqa: E402
-from models.generator import Generator, to_rgb_u8  # noqa: E402
+from editors.projection import ProjectionConfig, project
+from models.generator import Generator, to_rgb_u8
 
 
 def tiny_generator(resolution: int) -> Generator:

@@ -58,11 +58,15 @@ def measure(resolution: int, batch: int, repeats: int, device_name: str) -> dict
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--resolutions", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=10, help="timed renders per row (median)")
-    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when present")
+    parser.add_argument(
+        "--devices", nargs="+", default=None, help="default: cpu, plus cuda when present"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -73,7 +77,9 @@ def main() -> int:
     import torch
 
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, repeats {args.repeats} (median)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, repeats {args.repeats} (median)"
+    )
     header = f"{'device':<6} {'res':>5} {'batch':>5} {'params M':>9} {'ms/image':>10} {'ms/batch':>10} {'peak RSS MB':>12} {'peak CUDA MB':>13}"
     print(header)
     print("-" * len(header))
@@ -81,16 +87,28 @@ def main() -> int:
         for resolution in args.resolutions:
             for batch in args.batches:
                 child = subprocess.run(
-                    [sys.executable, __file__, "--child", f"{resolution},{batch},{args.repeats},{device}"],
-                    capture_output=True, text=True, check=False,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        f"{resolution},{batch},{args.repeats},{device}",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
                 )
                 if child.returncode != 0:
-                    print(f"{device:<6} {resolution:>5} {batch:>5}  failed: {child.stderr.strip().splitlines()[-1:]}")
+                    print(
+                        f"{device:<6} {resolution:>5} {batch:>5}  failed: {child.stderr.strip().splitlines()[-1:]}"
+                    )
                     continue
                 row = json.loads(child.stdout.strip().splitlines()[-1])
                 cuda = f"{row['peak_cuda_mb']:.0f}" if "peak_cuda_mb" in row else "-"
-                print(f"{device:<6} {resolution:>5} {batch:>5} {row['params_m']:>9.1f} {row['ms_per_image']:>10.1f} "
-                      f"{row['ms_per_batch']:>10.1f} {row['peak_rss_mb']:>12.0f} {cuda:>13}", flush=True)
+                print(
+                    f"{device:<6} {resolution:>5} {batch:>5} {row['params_m']:>9.1f} {row['ms_per_image']:>10.1f} "
+                    f"{row['ms_per_batch']:>10.1f} {row['peak_rss_mb']:>12.0f} {cuda:>13}",
+                    flush=True,
+                )
     return 0
 
 

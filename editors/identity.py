@@ -35,27 +35,117 @@ LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"
 
 # dlib's mean face for 68-point landmarks 17..67, in [0, 1] chip units (get_face_chip_details).
 _MEAN_FACE_X = (
-    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124,
-    0.904991, 0.98004, 0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036,
-    0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
-    0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149,
-    0.340985, 0.428858, 0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721,
-    0.490127, 0.423532, 0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
-    0.553364, 0.490127, 0.42689,
+    0.000213256,
+    0.0752622,
+    0.18113,
+    0.29077,
+    0.393397,
+    0.586856,
+    0.689483,
+    0.799124,
+    0.904991,
+    0.98004,
+    0.490127,
+    0.490127,
+    0.490127,
+    0.490127,
+    0.36688,
+    0.426036,
+    0.490127,
+    0.554217,
+    0.613373,
+    0.121737,
+    0.187122,
+    0.265825,
+    0.334606,
+    0.260918,
+    0.182743,
+    0.645647,
+    0.714428,
+    0.793132,
+    0.858516,
+    0.79751,
+    0.719335,
+    0.254149,
+    0.340985,
+    0.428858,
+    0.490127,
+    0.551395,
+    0.639268,
+    0.726104,
+    0.642159,
+    0.556721,
+    0.490127,
+    0.423532,
+    0.338094,
+    0.290379,
+    0.428096,
+    0.490127,
+    0.552157,
+    0.689874,
+    0.553364,
+    0.490127,
+    0.42689,
 )
 _MEAN_FACE_Y = (
-    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891,
-    0.0187482, 0.038915, 0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326,
-    0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733,
-    0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099,
-    0.780233, 0.745405, 0.727388, 0.742578, 0.727388, 0.745405, 0.780233, 0.864805,
-    0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
-    0.784792, 0.824182, 0.831803, 0.824182,
+    0.106454,
+    0.038915,
+    0.0187482,
+    0.0344891,
+    0.0773906,
+    0.0773906,
+    0.0344891,
+    0.0187482,
+    0.038915,
+    0.106454,
+    0.203352,
+    0.307009,
+    0.409805,
+    0.515625,
+    0.587326,
+    0.609345,
+    0.628106,
+    0.609345,
+    0.587326,
+    0.216423,
+    0.178758,
+    0.179852,
+    0.231733,
+    0.245099,
+    0.244077,
+    0.231733,
+    0.179852,
+    0.178758,
+    0.216423,
+    0.244077,
+    0.245099,
+    0.780233,
+    0.745405,
+    0.727388,
+    0.742578,
+    0.727388,
+    0.745405,
+    0.780233,
+    0.864805,
+    0.902192,
+    0.909281,
+    0.902192,
+    0.864805,
+    0.784792,
+    0.778746,
+    0.785343,
+    0.778746,
+    0.784792,
+    0.824182,
+    0.831803,
+    0.824182,
 )
 # dlib's template for its 5-point predictor (eye corners and the bottom of the nose).
 _MEAN_FACE_5 = (
-    (0.8595674595992, 0.2134981538014), (0.6460604764104, 0.2289674387677),
-    (0.1205750620789, 0.2137274526848), (0.3340850613712, 0.2290642403242),
+    (0.8595674595992, 0.2134981538014),
+    (0.6460604764104, 0.2289674387677),
+    (0.1205750620789, 0.2137274526848),
+    (0.3340850613712, 0.2290642403242),
     (0.4901123135679, 0.6277975316475),
 )
 # Of the 68 points, dlib fits only the eyes, nose and outer/upper lips (no jaw, brows, lower lip).
@@ -72,8 +162,9 @@ class ChipDetails:
     cols: int
 
 
-def similarity_transform(source: npt.ArrayLike, target: npt.ArrayLike
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def similarity_transform(
+    source: npt.ArrayLike, target: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares similarity ``target ≈ m @ source + t`` (Umeyama 1991, eqs. 34–43).
 
     Args:
@@ -86,12 +177,13 @@ def similarity_transform(source: npt.ArrayLike, target: npt.ArrayLike
     dst = np.asarray(target, dtype=np.float64)
     mean_src, mean_dst = src.mean(axis=0), dst.mean(axis=0)
     src_c, dst_c = src - mean_src, dst - mean_dst
-    sigma_src = (src_c ** 2).sum(axis=1).mean()
+    sigma_src = (src_c**2).sum(axis=1).mean()
     cov = dst_c.T @ src_c / len(src)
     u, d, vt = np.linalg.svd(cov)
     s = np.ones(2)
-    if np.linalg.det(cov) < 0 or (np.linalg.det(cov) == 0
-                                  and np.linalg.det(u) * np.linalg.det(vt) < 0):
+    if np.linalg.det(cov) < 0 or (
+        np.linalg.det(cov) == 0 and np.linalg.det(u) * np.linalg.det(vt) < 0
+    ):
         s[1 if d[1] < d[0] else 0] = -1.0
     rotation = u @ np.diag(s) @ vt
     scale = (d * s).sum() / sigma_src if sigma_src != 0 else 1.0
@@ -99,8 +191,9 @@ def similarity_transform(source: npt.ArrayLike, target: npt.ArrayLike
     return m, mean_dst - m @ mean_src
 
 
-def face_chip_details(landmarks: npt.ArrayLike, size: int = CHIP_SIZE,
-                      padding: float = CHIP_PADDING) -> ChipDetails:
+def face_chip_details(
+    landmarks: npt.ArrayLike, size: int = CHIP_SIZE, padding: float = CHIP_PADDING
+) -> ChipDetails:
     """dlib's ``get_face_chip_details`` for 68-point or 5-point landmarks.
 
     Args:
@@ -120,8 +213,9 @@ def face_chip_details(landmarks: npt.ArrayLike, size: int = CHIP_SIZE,
         template, image_points = np.array(_MEAN_FACE_5), points
     else:
         index = np.array(_FIT_68)
-        template = np.stack([np.array(_MEAN_FACE_X)[index - 17],
-                             np.array(_MEAN_FACE_Y)[index - 17]], axis=1)
+        template = np.stack(
+            [np.array(_MEAN_FACE_X)[index - 17], np.array(_MEAN_FACE_Y)[index - 17]], axis=1
+        )
         image_points = points[index]
     chip_points = (padding + template) / (2 * padding + 1) * size
     m, t = similarity_transform(chip_points, image_points)
@@ -157,8 +251,9 @@ def details_transform(details: ChipDetails) -> np.ndarray:
     return np.stack([x_axis, y_axis, origin], axis=1)
 
 
-def chip_transform(landmarks: npt.ArrayLike, size: int = CHIP_SIZE,
-                   padding: float = CHIP_PADDING) -> np.ndarray:
+def chip_transform(
+    landmarks: npt.ArrayLike, size: int = CHIP_SIZE, padding: float = CHIP_PADDING
+) -> np.ndarray:
     """[2, 3] chip pixel -> image pixel map of dlib's face chip for these landmarks.
 
     Pass it to :func:`models.face_identity.cut_chips` to cut what ``dlib.get_face_chip(image,
@@ -167,8 +262,9 @@ def chip_transform(landmarks: npt.ArrayLike, size: int = CHIP_SIZE,
     return details_transform(face_chip_details(landmarks, size, padding))
 
 
-def scale_transform(transform: npt.ArrayLike, from_size: tuple[int, int],
-                    to_size: tuple[int, int]) -> np.ndarray:
+def scale_transform(
+    transform: npt.ArrayLike, from_size: tuple[int, int], to_size: tuple[int, int]
+) -> np.ndarray:
     """Re-express a chip transform for the same picture at another resolution.
 
     Args:
@@ -219,8 +315,9 @@ def default_model() -> FaceIdentity:
 
 def _check_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image [H, W, 3], got {image.dtype} "
-                         f"{list(image.shape)}")
+        raise ValueError(
+            f"expected an RGB uint8 image [H, W, 3], got {image.dtype} {list(image.shape)}"
+        )
     return np.ascontiguousarray(image)
 
 
@@ -256,9 +353,12 @@ def _image_tensor(image: np.ndarray | torch.Tensor, device: torch.device) -> tor
     return image.to(device)
 
 
-def face_descriptors(images: Sequence[np.ndarray], model: FaceIdentity | None = None, *,
-                     landmarks: Sequence[npt.ArrayLike | None] | None = None
-                     ) -> list[np.ndarray | None]:
+def face_descriptors(
+    images: Sequence[np.ndarray],
+    model: FaceIdentity | None = None,
+    *,
+    landmarks: Sequence[npt.ArrayLike | None] | None = None,
+) -> list[np.ndarray | None]:
     """Descriptors of the largest face in each image, in one network pass.
 
     Equal to dlib's ``compute_face_descriptor(image, shape)`` within 1e-4: same detector,
@@ -294,8 +394,9 @@ def face_descriptors(images: Sequence[np.ndarray], model: FaceIdentity | None = 
     return results
 
 
-def face_descriptor(image: np.ndarray, model: FaceIdentity | None = None, *,
-                    landmarks: npt.ArrayLike | None = None) -> np.ndarray | None:
+def face_descriptor(
+    image: np.ndarray, model: FaceIdentity | None = None, *, landmarks: npt.ArrayLike | None = None
+) -> np.ndarray | None:
     """128-D descriptor of the largest face (see :func:`face_descriptors`).
 
     Args:
@@ -330,8 +431,13 @@ class IdentityMeter:
         ValueError: no face found in the reference.
     """
 
-    def __init__(self, reference: np.ndarray, model: FaceIdentity | None = None, *,
-                 landmarks: npt.ArrayLike | None = None) -> None:
+    def __init__(
+        self,
+        reference: np.ndarray,
+        model: FaceIdentity | None = None,
+        *,
+        landmarks: npt.ArrayLike | None = None,
+    ) -> None:
         reference = _check_rgb(reference)
         if landmarks is None:
             landmarks = detect_landmarks(reference)
@@ -363,8 +469,9 @@ class IdentityMeter:
 
         For an identity loss: ``meter.distances(generator_to_pixels(G.synthesis(ws))).mean()``.
         """
-        return descriptor_distance(self.descriptors(images),
-                                   self.reference_descriptor.to(images.device))
+        return descriptor_distance(
+            self.descriptors(images), self.reference_descriptor.to(images.device)
+        )
 
     def distance(self, image: np.ndarray) -> float:
         """Distance of a uint8 [H, W, 3] RGB image to the reference (dlib-exact chip)."""
@@ -383,10 +490,15 @@ class IdentityStep:
     shrunk: bool  # True when the asked amount drifted too far
 
 
-def preserve_identity_step(distance_for: Callable[[float], float], amount: float,
-                           threshold: float, *, iterations: int = 8,
-                           on_step: OnStep | None = None,
-                           should_stop: ShouldStop | None = None) -> IdentityStep:
+def preserve_identity_step(
+    distance_for: Callable[[float], float],
+    amount: float,
+    threshold: float,
+    *,
+    iterations: int = 8,
+    on_step: OnStep | None = None,
+    should_stop: ShouldStop | None = None,
+) -> IdentityStep:
     """Shrink an edit step so the identity drift stays at or under ``threshold``.
 
     Tries the full ``amount``; if it drifts too far, bisects the fraction of it in [0, 1] and
@@ -425,8 +537,10 @@ def preserve_identity_step(distance_for: Callable[[float], float], amount: float
             best = IdentityStep(amount * middle, distance, evaluations, shrunk=True)
         else:
             high = middle
-        report(on_step, Progress(i + 2, iterations + 1, f"step {amount * middle:.3g}",
-                                 {"distance": distance}))
+        report(
+            on_step,
+            Progress(i + 2, iterations + 1, f"step {amount * middle:.3g}", {"distance": distance}),
+        )
     if best.amount == 0.0:
         # Nothing tried was close enough: report the drift of not moving at all.
         evaluations += 1

@@ -19,7 +19,15 @@ def save_rgb(rgb: np.ndarray, path: str | Path) -> Path:
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+    formats = {
+        ".png": "PNG",
+        ".jpg": "JPEG",
+        ".jpeg": "JPEG",
+        ".webp": "WEBP",
+        ".bmp": "BMP",
+        ".tif": "TIFF",
+        ".tiff": "TIFF",
+    }
     if suffix not in formats:
         raise ValueError(f"{path}: unsupported image type {suffix or '(none)'}; use .png or .jpg")
     image = Image.fromarray(np.ascontiguousarray(rgb))
@@ -34,7 +42,8 @@ def make_grid(images: Sequence[np.ndarray], columns: int, padding: int = 2) -> n
     height, width = images[0].shape[:2]
     rows = (len(images) + columns - 1) // columns
     grid = np.zeros(
-        (rows * height + (rows + 1) * padding, columns * width + (columns + 1) * padding, 3), np.uint8
+        (rows * height + (rows + 1) * padding, columns * width + (columns + 1) * padding, 3),
+        np.uint8,
     )
     for index, image in enumerate(images):
         row, col = divmod(index, columns)

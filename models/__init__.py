@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from models.errors import CheckpointError, UnsupportedFormatError
 from models.discriminator import StyleGAN2Discriminator
+from models.errors import CheckpointError, UnsupportedFormatError
 from models.formats import inspect_checkpoint, load_discriminator_file, load_generator_file
 from models.formats.native import save_generator
 from models.generator import (

@@ -98,7 +98,9 @@ def parse_catalog(data: dict[str, Any]) -> list[CatalogEntry]:
     for raw in data.get("models", []):
         unknown = set(raw) - _FIELDS
         if unknown:
-            raise ValueError(f"catalog entry {raw.get('name')!r} has unknown fields {sorted(unknown)}")
+            raise ValueError(
+                f"catalog entry {raw.get('name')!r} has unknown fields {sorted(unknown)}"
+            )
         try:
             entries.append(CatalogEntry(**raw))
         except TypeError as exc:

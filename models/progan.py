@@ -68,7 +68,9 @@ class EqualizedLayer(nn.Module):
         return self.module(x) * self.scale
 
 
-def equalized_conv(in_channels: int, out_channels: int, kernel_size: int, equalized: bool = True) -> EqualizedLayer:
+def equalized_conv(
+    in_channels: int, out_channels: int, kernel_size: int, equalized: bool = True
+) -> EqualizedLayer:
     """An equalized ``nn.Conv2d`` with 'same' padding."""
     return EqualizedLayer(
         nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2), equalized
@@ -94,7 +96,9 @@ class ProGANGenerator(Generator):
         if not depths:
             raise ValueError("depths must list at least the 4x4 scale")
         if output_activation not in OUTPUT_ACTIVATIONS:
-            raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {output_activation!r}")
+            raise ValueError(
+                f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {output_activation!r}"
+            )
         if out_channels not in (1, 3):
             raise ValueError(f"out_channels must be 1 or 3, got {out_channels}")
         self.z_dim = z_dim
@@ -106,9 +110,13 @@ class ProGANGenerator(Generator):
         self.equalized = equalized
         self.depths: list[int] = [int(depths[0])]
         self.formatLayer = EqualizedLayer(nn.Linear(z_dim, 16 * self.depths[0]), equalized)
-        self.groupScale0 = nn.ModuleList([equalized_conv(self.depths[0], self.depths[0], 3, equalized)])
+        self.groupScale0 = nn.ModuleList(
+            [equalized_conv(self.depths[0], self.depths[0], 3, equalized)]
+        )
         self.scaleLayers = nn.ModuleList()
-        self.toRGBLayers = nn.ModuleList([equalized_conv(self.depths[0], out_channels, 1, equalized)])
+        self.toRGBLayers = nn.ModuleList(
+            [equalized_conv(self.depths[0], out_channels, 1, equalized)]
+        )
         self.register_buffer("w_avg", torch.zeros(z_dim))
         self.alpha = 0.0
         for depth in depths[1:]:
@@ -142,11 +150,17 @@ class ProGANGenerator(Generator):
         """
         device = self.w_avg.device
         previous = self.depths[-1]
-        self.scaleLayers.append(nn.ModuleList([
-            equalized_conv(previous, depth, 3, self.equalized),
-            equalized_conv(depth, depth, 3, self.equalized),
-        ]).to(device))
-        self.toRGBLayers.append(equalized_conv(depth, self.out_channels, 1, self.equalized).to(device))
+        self.scaleLayers.append(
+            nn.ModuleList(
+                [
+                    equalized_conv(previous, depth, 3, self.equalized),
+                    equalized_conv(depth, depth, 3, self.equalized),
+                ]
+            ).to(device)
+        )
+        self.toRGBLayers.append(
+            equalized_conv(depth, self.out_channels, 1, self.equalized).to(device)
+        )
         self.depths.append(depth)
         self.alpha = 1.0
 
@@ -222,7 +236,9 @@ class ProGANGenerator(Generator):
         previous_rgb: torch.Tensor | None = None
         for scale in range(1, last + 1):
             if fade and scale == last:
-                previous_rgb = F.interpolate(self.toRGBLayers[scale - 1](x), scale_factor=2.0, mode="nearest")
+                previous_rgb = F.interpolate(
+                    self.toRGBLayers[scale - 1](x), scale_factor=2.0, mode="nearest"
+                )
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             for conv in self.scaleLayers[scale - 1]:
                 x = self._activate(conv(x))
@@ -234,7 +250,15 @@ class ProGANGenerator(Generator):
 
 def progan_from_architecture(arch: dict[str, Any]) -> ProGANGenerator:
     """Build a ProGAN from its ``architecture()`` dict (used by the native file format)."""
-    allowed = {"z_dim", "depths", "alpha", "leaky_relu", "output_activation", "out_channels", "equalized"}
+    allowed = {
+        "z_dim",
+        "depths",
+        "alpha",
+        "leaky_relu",
+        "output_activation",
+        "out_channels",
+        "equalized",
+    }
     unknown = set(arch) - allowed
     if unknown:
         raise ValueError(f"unknown ProGAN architecture keys: {sorted(unknown)}")

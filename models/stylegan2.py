@@ -182,7 +182,10 @@ class ModulatedConv2d(nn.Module):
         else:
             out = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
-            demod = torch.rsqrt((weight[None] * style.view(batch, 1, in_channels, 1, 1)).square().sum([2, 3, 4]) + 1e-8)
+            demod = torch.rsqrt(
+                (weight[None] * style.view(batch, 1, in_channels, 1, 1)).square().sum([2, 3, 4])
+                + 1e-8
+            )
             out = out * demod.view(batch, self.out_channels, 1, 1)
         return out
 
@@ -533,7 +536,10 @@ class StyleGAN2Generator(Generator):
         elif noise_mode == "const":
             maps = list(self.noise_buffers())
         elif noise_mode == "random":
-            maps = [torch.randn(batch, 1, *buf.shape[2:], device=buf.device) for buf in self.noise_buffers()]
+            maps = [
+                torch.randn(batch, 1, *buf.shape[2:], device=buf.device)
+                for buf in self.noise_buffers()
+            ]
         else:
             raise ValueError(f"noise_mode must be one of const, random, none; got {noise_mode!r}")
         if noise_strength is not None:
@@ -541,7 +547,10 @@ class StyleGAN2Generator(Generator):
                 raise ValueError(
                     f"noise_strength must hold {self.num_layers} values, got {len(noise_strength)}"
                 )
-            maps = [m * float(s) if m is not None else None for m, s in zip(maps, noise_strength, strict=True)]
+            maps = [
+                m * float(s) if m is not None else None
+                for m, s in zip(maps, noise_strength, strict=True)
+            ]
         return maps
 
     def synthesis(
@@ -573,9 +582,15 @@ class StyleGAN2Generator(Generator):
                 raise ValueError(f"max_resolution must be one of {self.block_resolutions()}")
             last_block = self.block_resolutions().index(max_resolution)
 
-        if self.arch != "skip" and max_resolution is not None and last_block < len(self.channels) - 1:
+        if (
+            self.arch != "skip"
+            and max_resolution is not None
+            and last_block < len(self.channels) - 1
+        ):
             # Only the last block of 'orig'/'resnet' makes RGB: preview by shrinking the full image.
-            full = self.synthesis(ws, noise_mode=noise_mode, noise_strength=noise_strength, noise=noise, cache=cache)
+            full = self.synthesis(
+                ws, noise_mode=noise_mode, noise_strength=noise_strength, noise=noise, cache=cache
+            )
             return F.interpolate(full, size=(max_resolution, max_resolution), mode="area")
 
         rows = self.block_rows()
@@ -632,11 +647,18 @@ class StyleGAN2Generator(Generator):
 def stylegan2_from_architecture(arch: dict[str, Any]) -> StyleGAN2Generator:
     """Build a generator from the ``architecture()`` dict (used by the native file format)."""
     allowed = {
-        "resolution", "channels", "z_dim", "w_dim", "mapping_layers", "lr_mlp", "conv_clamp",
-        "architecture", "c_dim", "embed_features",
+        "resolution",
+        "channels",
+        "z_dim",
+        "w_dim",
+        "mapping_layers",
+        "lr_mlp",
+        "conv_clamp",
+        "architecture",
+        "c_dim",
+        "embed_features",
     }
     unknown = set(arch) - allowed
     if unknown:
         raise ValueError(f"unknown StyleGAN2 architecture keys: {sorted(unknown)}")
     return StyleGAN2Generator(**arch)
-

@@ -22,7 +22,9 @@ def shared_path(*parts: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_user_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Never read or write the developer's cache, settings or device choice."""
     base = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("LATENTSTUDIO_CACHE_DIR", str(base / "cache"))
@@ -31,7 +33,9 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("HOME", str(base / "home"))
 
 
-def make_tiny_stylegan2(resolution: int = 16, w_dim: int = 32, seed: int = 0, randomize: bool = True):
+def make_tiny_stylegan2(
+    resolution: int = 16, w_dim: int = 32, seed: int = 0, randomize: bool = True
+):
     """A small StyleGAN2 with random weights in the rosinality layout (renders in milliseconds).
 
     ``randomize`` also makes the usually-zero parameters (biases, noise strengths) non-zero so
@@ -41,8 +45,11 @@ def make_tiny_stylegan2(resolution: int = 16, w_dim: int = 32, seed: int = 0, ra
 
     torch.manual_seed(seed)
     generator = StyleGAN2Generator(
-        resolution, channels_from_base(resolution, channel_base=256, channel_max=32),
-        z_dim=w_dim, w_dim=w_dim, mapping_layers=2,
+        resolution,
+        channels_from_base(resolution, channel_base=256, channel_max=32),
+        z_dim=w_dim,
+        w_dim=w_dim,
+        mapping_layers=2,
     )
     if randomize:
         with torch.no_grad():
@@ -66,7 +73,9 @@ def tiny_checkpoint(tmp_path: Path):
     def write(resolution: int = 16, name: str = "tiny.pt", seed: int = 0) -> Path:
         generator = make_tiny_stylegan2(resolution, seed=seed)
         path = tmp_path / name
-        state = {k: v for k, v in generator.state_dict().items() if k != "w_avg"}  # rosinality has none
+        state = {
+            k: v for k, v in generator.state_dict().items() if k != "w_avg"
+        }  # rosinality has none
         torch.save({"g_ema": state, "latent_avg": generator.w_avg.clone()}, path)
         return path
 

@@ -37,7 +37,9 @@ def test_models_and_editors_never_import_qt_or_the_app() -> None:
                 if root in QT_MODULES or root in ("app", "main"):
                     problems.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
                 if root in LAZY_ONLY and at_top:
-                    problems.append(f"{path.relative_to(ROOT)}:{line} imports {module} at module level")
+                    problems.append(
+                        f"{path.relative_to(ROOT)}:{line} imports {module} at module level"
+                    )
                 if package == "models" and root in ("editors", "sklearn", "dlib", "cv2"):
                     problems.append(f"{path.relative_to(ROOT)}:{line} (models/) imports {module}")
     assert not problems, "\n".join(problems)
@@ -53,7 +55,11 @@ def test_app_does_not_import_torch_at_run_time() -> None:
                 guarded |= {id(child) for child in ast.walk(node)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in guarded:
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                )
                 if any(name.split(".")[0] == "torch" for name in names):
                     problems.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not problems, "torch imported in app/: " + ", ".join(problems)
@@ -68,5 +74,7 @@ def test_pure_layers_import_with_qt_blocked() -> None:
         "    for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
         "        importlib.import_module(info.name)\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]

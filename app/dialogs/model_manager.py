@@ -130,17 +130,27 @@ class ModelManagerDialog(QDialog):
             f"{entry.name}\n{entry.url}\nsource: {entry.source_page}\nformat: {entry.format}\n"
             f"checksum: {entry.checksum_text()}" + (f"\n{entry.notes}" if entry.notes else "")
         )
-        cells = [title, QTableWidgetItem(entry.kind),
-                 QTableWidgetItem(f"{entry.resolution}×{entry.resolution}" if entry.resolution else "—"),
-                 QTableWidgetItem(entry.size_text()), QTableWidgetItem(entry.licence)]
+        cells = [
+            title,
+            QTableWidgetItem(entry.kind),
+            QTableWidgetItem(f"{entry.resolution}×{entry.resolution}" if entry.resolution else "—"),
+            QTableWidgetItem(entry.size_text()),
+            QTableWidgetItem(entry.licence),
+        ]
         cells[4].setToolTip(entry.licence)
         for column, item in enumerate(cells):
             self.table.setItem(index, column, item)
         self.table.setCellWidget(index, _PROGRESS_COLUMN, row.progress)
         self.table.setCellWidget(index, _ACTION_COLUMN, row.actions)
-        row.download_button.clicked.connect(lambda checked=False, name=entry.name: self.start_download(name))
-        row.cancel_button.clicked.connect(lambda checked=False, name=entry.name: self.cancel_download(name))
-        row.open_button.clicked.connect(lambda checked=False, name=entry.name: self.open_entry(name))
+        row.download_button.clicked.connect(
+            lambda checked=False, name=entry.name: self.start_download(name)
+        )
+        row.cancel_button.clicked.connect(
+            lambda checked=False, name=entry.name: self.cancel_download(name)
+        )
+        row.open_button.clicked.connect(
+            lambda checked=False, name=entry.name: self.open_entry(name)
+        )
         self._show_state(row)
 
     def _show_state(self, row: _Row, text: str | None = None) -> None:
@@ -152,7 +162,9 @@ class ModelManagerDialog(QDialog):
         if present and not running:
             row.progress.setRange(0, _PERMILLE)
             row.progress.setValue(_PERMILLE)
-            row.progress.setFormat(text or ("Downloaded" if row.entry.is_generator else "Installed"))
+            row.progress.setFormat(
+                text or ("Downloaded" if row.entry.is_generator else "Installed")
+            )
         elif not running:
             row.progress.setValue(0)
             row.progress.setFormat(text or "")
@@ -214,7 +226,9 @@ class ModelManagerDialog(QDialog):
         row = self._sender_row()
         if row is not None:
             row.final_text = "Cancelled"
-            self.status.setText(f"Cancelled {row.entry.title}; the part already downloaded is kept for next time.")
+            self.status.setText(
+                f"Cancelled {row.entry.title}; the part already downloaded is kept for next time."
+            )
 
     def _on_job_failed(self, report: ErrorReport) -> None:
         row = self._sender_row()
@@ -230,10 +244,14 @@ class ModelManagerDialog(QDialog):
 
     def running_downloads(self) -> list[str]:
         """Names of the entries being downloaded now."""
-        return [name for name, row in self.rows.items() if row.job is not None and row.job.is_running]
+        return [
+            name for name, row in self.rows.items() if row.job is not None and row.job.is_running
+        ]
 
 
-def open_model_manager(window: QWidget, jobs: JobRegistry, existing: ModelManagerDialog | None) -> ModelManagerDialog:
+def open_model_manager(
+    window: QWidget, jobs: JobRegistry, existing: ModelManagerDialog | None
+) -> ModelManagerDialog:
     """Show the window's model manager, creating it on first use (downloads survive hiding it)."""
     dialog = existing or ModelManagerDialog(jobs, parent=window)
     dialog.setWindowModality(Qt.WindowModality.NonModal)

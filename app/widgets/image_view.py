@@ -24,7 +24,11 @@ def qimage_to_rgb(image: QImage) -> np.ndarray:
     converted = image.convertToFormat(QImage.Format.Format_RGB888)
     width, height = converted.width(), converted.height()
     buffer = np.frombuffer(converted.constBits(), np.uint8, count=converted.sizeInBytes())
-    return buffer.reshape(height, converted.bytesPerLine())[:, : width * 3].reshape(height, width, 3).copy()
+    return (
+        buffer.reshape(height, converted.bytesPerLine())[:, : width * 3]
+        .reshape(height, width, 3)
+        .copy()
+    )
 
 
 class ImageView(QWidget):
@@ -61,7 +65,7 @@ class ImageView(QWidget):
         """The image currently shown."""
         return self._image
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def sizeHint(self) -> QSize:
         return QSize(self._preferred_size, self._preferred_size)
 
     def target_rect(self) -> QRect:
@@ -75,7 +79,7 @@ class ImageView(QWidget):
         draw_w, draw_h = max(1, int(width * scale)), max(1, int(height * scale))
         return QRect((self.width() - draw_w) // 2, (self.height() - draw_h) // 2, draw_w, draw_h)
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(32, 32, 36))
         if self._image is None:
@@ -88,11 +92,11 @@ class ImageView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not upscaling)
         painter.drawImage(rect, self._image)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if any(url.isLocalFile() for url in event.mimeData().urls()):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+    def dropEvent(self, event: QDropEvent) -> None:
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
         if paths:
             event.acceptProposedAction()

@@ -12,10 +12,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from editors.cli import download, edit, generate, info, project, train
 from models.errors import CheckpointError
 from models.jobs import Cancelled
-
-from editors.cli import download, edit, generate, info, project, train
 
 COMMANDS = (generate, info, edit, download, project, train)
 
@@ -33,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--model", metavar="PATH", help="open the window on this checkpoint")
-    parser.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA if present)")
+    parser.add_argument(
+        "--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA if present)"
+    )
     parser.add_argument("--verbose", action="store_true", help="log debugging information")
     subparsers = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     for command in COMMANDS:

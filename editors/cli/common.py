@@ -14,10 +14,14 @@ from models.jobs import OnStep, Progress, ShouldStop
 def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """Add ``--model`` and ``--device`` to a sub-command."""
     parser.add_argument(
-        "--model", metavar="PATH", required=required,
+        "--model",
+        metavar="PATH",
+        required=required,
         help="checkpoint file (.safetensors, rosinality .pt, NVIDIA .pkl, PGAN .pth)",
     )
-    parser.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA if present)")
+    parser.add_argument(
+        "--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA if present)"
+    )
 
 
 @contextmanager

@@ -10,7 +10,8 @@ from models import inspect_checkpoint
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``info`` command."""
     parser = subparsers.add_parser(
-        "info", help="show a checkpoint's format, kind, resolution and sizes",
+        "info",
+        help="show a checkpoint's format, kind, resolution and sizes",
         description="Print what a checkpoint is: format, kind, resolution, z/w sizes, style layers, parameters.",
     )
     parser.add_argument("path", metavar="PATH", help="checkpoint file")

@@ -129,7 +129,9 @@ def read_torch_file(path: Path) -> Any:
         with torch.serialization.safe_globals(_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
-        raise CheckpointError(path, f"truncated or corrupted torch file ({_first_line(exc)})") from exc
+        raise CheckpointError(
+            path, f"truncated or corrupted torch file ({_first_line(exc)})"
+        ) from exc
     except Exception as exc:  # torch raises UnpicklingError and others for refused globals
         raise CheckpointError(
             path, f"unsafe or unsupported content in torch file ({_first_line(exc)})"
@@ -159,7 +161,8 @@ def load_generator_file(path: str | Path) -> Generator:
     container = sniff_container(path)
     if container is Container.UNKNOWN:
         raise UnsupportedFormatError(
-            path, [c.value for c in Container if c is not Container.UNKNOWN],
+            path,
+            [c.value for c in Container if c is not Container.UNKNOWN],
             "unrecognised file content",
         )
     payload = _read_payload(path, container)
@@ -175,7 +178,9 @@ def load_generator_file(path: str | Path) -> Generator:
                 generator.name = path.stem
             return generator
     if rosinality.discriminator_state(payload) is not None:
-        raise CheckpointError(path, "holds only a StyleGAN2 discriminator ('d'), no generator to open")
+        raise CheckpointError(
+            path, "holds only a StyleGAN2 discriminator ('d'), no generator to open"
+        )
     detail = f"a {container} whose contents no layout recognises"
     if isinstance(payload, dict):
         keys = ", ".join(sorted(str(k) for k in payload)[:8])
@@ -196,7 +201,9 @@ def load_discriminator_file(path: str | Path) -> StyleGAN2Discriminator | None:
     container = sniff_container(path)
     if container is Container.UNKNOWN:
         raise UnsupportedFormatError(
-            path, [c.value for c in Container if c is not Container.UNKNOWN], "unrecognised file content"
+            path,
+            [c.value for c in Container if c is not Container.UNKNOWN],
+            "unrecognised file content",
         )
     payload = _read_payload(path, container)
     for layout in LAYOUTS:

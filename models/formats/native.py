@@ -85,7 +85,11 @@ def build(payload: Payload, path: Path) -> Generator:
 
 
 def _describe(provenance: Mapping[str, Any]) -> str:
-    return ", ".join(f"{key}: {value}" for key, value in provenance.items() if isinstance(value, str | int | float))
+    return ", ".join(
+        f"{key}: {value}"
+        for key, value in provenance.items()
+        if isinstance(value, str | int | float)
+    )
 
 
 def load_state_dict_strict(
@@ -126,7 +130,10 @@ def _few(keys: list[str]) -> str:
 
 
 def write_network_file(
-    path: str | Path, tensors: Mapping[str, torch.Tensor], header: Mapping[str, Any], *,
+    path: str | Path,
+    tensors: Mapping[str, torch.Tensor],
+    header: Mapping[str, Any],
+    *,
     dtype: torch.dtype | None = None,
 ) -> Path:
     """Write tensors plus a JSON header atomically as safetensors (any network the app saves).
@@ -146,7 +153,9 @@ def write_network_file(
     return path
 
 
-def read_network_file(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_network_file(
+    path: str | Path, kind: str
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a file written by ``write_network_file`` and check it holds a network of ``kind``.
 
     Raises:

@@ -68,12 +68,23 @@ def read_pickle(path: Path) -> Any:
         return safe_pickle.load_path(path)
     except safe_pickle.UnsafePickleError as exc:
         raise CheckpointError(
-            path, f"unsafe or unsupported pickle: it asks for {exc.global_name}; nothing from it was run"
+            path,
+            f"unsafe or unsupported pickle: it asks for {exc.global_name}; nothing from it was run",
         ) from exc
     except OSError as exc:
         raise CheckpointError(path, f"cannot be read ({exc.strerror or exc})") from exc
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError,
-            AttributeError, RuntimeError, MemoryError, OverflowError) as exc:
+    except (
+        EOFError,
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        RuntimeError,
+        MemoryError,
+        OverflowError,
+    ) as exc:
         detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(path, f"truncated or corrupted pickle ({detail})") from exc
 
@@ -145,7 +156,7 @@ def source_default(module_src: str, class_name: str, argument: str) -> Any:
         if isinstance(node, ast.ClassDef) and node.name == class_name:
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-                    args = item.args.args[-len(item.args.defaults):] if item.args.defaults else []
+                    args = item.args.args[-len(item.args.defaults) :] if item.args.defaults else []
                     for arg, default in zip(args, item.args.defaults, strict=False):
                         if arg.arg == argument:
                             try:
@@ -161,7 +172,9 @@ def _attr(module: Any, name: str, fallback: Any = None) -> Any:
     return fallback
 
 
-def _ada_config(network: PersistentObject, tensors: Mapping[str, torch.Tensor], path: Path) -> GeneratorConfig:
+def _ada_config(
+    network: PersistentObject, tensors: Mapping[str, torch.Tensor], path: Path
+) -> GeneratorConfig:
     kwargs = _plain(network.init_kwargs)
     mapping = network.child("mapping")
     synthesis = network.child("synthesis")
@@ -180,7 +193,9 @@ def _ada_config(network: PersistentObject, tensors: Mapping[str, torch.Tensor], 
     fc0 = mapping.child("fc0")
     activation = _attr(fc0, "activation", mapping_kwargs.get("activation", "lrelu"))
     if activation != "lrelu":
-        raise CheckpointError(path, f"mapping activation {activation!r} is not supported (only 'lrelu')")
+        raise CheckpointError(
+            path, f"mapping activation {activation!r} is not supported (only 'lrelu')"
+        )
     lr_mlp = _attr(fc0, "bias_gain", mapping_kwargs.get("lr_multiplier"))
     if lr_mlp is None:
         lr_mlp = source_default(mapping.module_src, "MappingNetwork", "lr_multiplier") or 0.01
@@ -192,32 +207,51 @@ def _ada_config(network: PersistentObject, tensors: Mapping[str, torch.Tensor], 
         conv_clamp = source_default(synthesis.module_src, "SynthesisBlock", "conv_clamp")
     architecture = _attr(first_block, "architecture", synthesis_kwargs.get("architecture"))
     if architecture is None:
-        architecture = source_default(synthesis.module_src, "SynthesisBlock", "architecture") or "skip"
+        architecture = (
+            source_default(synthesis.module_src, "SynthesisBlock", "architecture") or "skip"
+        )
     layer_activation = _attr(first_layer, "activation", synthesis_kwargs.get("activation", "lrelu"))
     if layer_activation != "lrelu":
         raise CheckpointError(path, f"synthesis activation {layer_activation!r} is not supported")
 
     if not resolution:
-        resolution = max(int(m.group(1)) for k in tensors if (m := re.match(r"synthesis\.b(\d+)\.", k)))
+        resolution = max(
+            int(m.group(1)) for k in tensors if (m := re.match(r"synthesis\.b(\d+)\.", k))
+        )
     fp16 = sum(
-        1 for name, module in safe_pickle.named_modules(synthesis)
+        1
+        for name, module in safe_pickle.named_modules(synthesis)
         if re.fullmatch(r"b\d+", name) and bool(_attr(module, "use_fp16", False))
     )
     return _finish_config(
-        tensors, path, z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, resolution=resolution,
-        img_channels=img_channels, mapping_layers=mapping_layers, lr_mlp=float(lr_mlp),
-        conv_clamp=None if conv_clamp is None else float(conv_clamp), architecture=str(architecture),
+        tensors,
+        path,
+        z_dim=z_dim,
+        c_dim=c_dim,
+        w_dim=w_dim,
+        resolution=resolution,
+        img_channels=img_channels,
+        mapping_layers=mapping_layers,
+        lr_mlp=float(lr_mlp),
+        conv_clamp=None if conv_clamp is None else float(conv_clamp),
+        architecture=str(architecture),
         num_fp16_layers=fp16,
     )
 
 
-def _finish_config(tensors: Mapping[str, torch.Tensor], path: Path, **values: Any) -> GeneratorConfig:
+def _finish_config(
+    tensors: Mapping[str, torch.Tensor], path: Path, **values: Any
+) -> GeneratorConfig:
     resolution = values["resolution"]
     log2 = int(math.log2(resolution)) if resolution > 0 else 0
     if resolution < 8 or 2**log2 != resolution:
-        raise CheckpointError(path, f"unsupported resolution {resolution} (a power of two >= 8 is needed)")
+        raise CheckpointError(
+            path, f"unsupported resolution {resolution} (a power of two >= 8 is needed)"
+        )
     if values["img_channels"] != 3:
-        raise CheckpointError(path, f"{values['img_channels']}-channel images are not supported (RGB only)")
+        raise CheckpointError(
+            path, f"{values['img_channels']}-channel images are not supported (RGB only)"
+        )
     if values["architecture"] not in ("skip", "orig", "resnet"):
         raise CheckpointError(path, f"unknown synthesis architecture {values['architecture']!r}")
     try:
@@ -235,7 +269,9 @@ def _finish_config(tensors: Mapping[str, torch.Tensor], path: Path, **values: An
 # -- tensor mapping -----------------------------------------------------------------------------
 
 
-def to_rosinality_state(tensors: Mapping[str, torch.Tensor], config: GeneratorConfig) -> dict[str, torch.Tensor]:
+def to_rosinality_state(
+    tensors: Mapping[str, torch.Tensor], config: GeneratorConfig
+) -> dict[str, torch.Tensor]:
     """Rename and reshape NVIDIA generator tensors into ``StyleGAN2Generator``'s state dict."""
     state: dict[str, torch.Tensor] = {}
     for i in range(config.mapping_layers):
@@ -259,9 +295,13 @@ def to_rosinality_state(tensors: Mapping[str, torch.Tensor], config: GeneratorCo
         state[f"{dst}.conv.modulation.bias"] = tensors[f"{src}.affine.bias"]
         state[f"{dst}.activate.bias"] = tensors[f"{src}.bias"]
         size = 2 ** ((noise_index + 5) // 2)
-        if f"{src}.noise_const" in tensors:  # absent when the network was built with use_noise=False
+        if (
+            f"{src}.noise_const" in tensors
+        ):  # absent when the network was built with use_noise=False
             state[f"{dst}.noise.weight"] = tensors[f"{src}.noise_strength"].reshape(1)
-            state[f"noises.noise_{noise_index}"] = tensors[f"{src}.noise_const"].reshape(1, 1, size, size)
+            state[f"noises.noise_{noise_index}"] = tensors[f"{src}.noise_const"].reshape(
+                1, 1, size, size
+            )
         else:
             state[f"{dst}.noise.weight"] = torch.zeros(1)
             state[f"noises.noise_{noise_index}"] = torch.zeros(1, 1, size, size)
@@ -297,9 +337,15 @@ def build_generator(
 ) -> StyleGAN2Generator:
     """Build a ``StyleGAN2Generator`` from NVIDIA-named tensors and ``config``."""
     generator = StyleGAN2Generator(
-        config.resolution, config.channels, z_dim=config.z_dim, w_dim=config.w_dim,
-        mapping_layers=config.mapping_layers, lr_mlp=config.lr_mlp, conv_clamp=config.conv_clamp,
-        architecture=config.architecture, c_dim=config.c_dim,
+        config.resolution,
+        config.channels,
+        z_dim=config.z_dim,
+        w_dim=config.w_dim,
+        mapping_layers=config.mapping_layers,
+        lr_mlp=config.lr_mlp,
+        conv_clamp=config.conv_clamp,
+        architecture=config.architecture,
+        c_dim=config.c_dim,
         embed_features=config.embed_features or None,
     )
     try:
@@ -322,7 +368,9 @@ def _tensors(network: Any) -> dict[str, torch.Tensor]:
 
 
 def _is_stylegan3(tensors: Mapping[str, torch.Tensor]) -> bool:
-    return any(k.startswith("synthesis.input.") or re.match(r"synthesis\.L\d+_", k) for k in tensors)
+    return any(
+        k.startswith("synthesis.input.") or re.match(r"synthesis\.L\d+_", k) for k in tensors
+    )
 
 
 def _pytorch_generator(data: dict[str, Any], path: Path) -> Generator:
@@ -335,10 +383,13 @@ def _pytorch_generator(data: dict[str, Any], path: Path) -> Generator:
     tensors = _tensors(network)
     if _is_stylegan3(tensors):
         raise CheckpointError(
-            path, "StyleGAN3 generators are not supported (alias-free network); use a StyleGAN2 pickle"
+            path,
+            "StyleGAN3 generators are not supported (alias-free network); use a StyleGAN2 pickle",
         )
     if network.class_name != "Generator" or not any(k.startswith("synthesis.b4.") for k in tensors):
-        raise CheckpointError(path, f"{which} is a {network.class_name!r}, not a StyleGAN2 generator")
+        raise CheckpointError(
+            path, f"{which} is a {network.class_name!r}, not a StyleGAN2 generator"
+        )
     config = _ada_config(network, tensors, path)
     generator = build_generator(tensors, config, path)
     parts = [which, f"architecture {config.architecture}"]
@@ -348,7 +399,9 @@ def _pytorch_generator(data: dict[str, Any], path: Path) -> Generator:
         parts.append(f"{config.num_fp16_layers} fp16 blocks run in fp32")
     if config.c_dim:
         parts.append(f"{config.c_dim} classes")
-    parts.extend(key for key in ("G", "D", "augment_pipe") if key != which and data.get(key) is not None)
+    parts.extend(
+        key for key in ("G", "D", "augment_pipe") if key != which and data.get(key) is not None
+    )
     generator.source = CheckpointSource(path, NAME, " + ".join(parts))
     generator.provenance = {"converted_from": NAME, "network": which}
     training_set = data.get("training_set_kwargs")
@@ -388,19 +441,28 @@ def _tf_generator(data: tuple[Any, ...], path: Path) -> Generator:
             "only StyleGAN2 TF pickles convert (not StyleGAN1)",
         )
     kwargs = _plain(state.get("static_kwargs") or {})
-    kwargs.update({k: v for k, v in _plain(synthesis.get("static_kwargs") or {}).items() if k not in kwargs})
+    kwargs.update(
+        {k: v for k, v in _plain(synthesis.get("static_kwargs") or {}).items() if k not in kwargs}
+    )
     variables = _tf_variables(gs)
     if any(re.fullmatch(r"synthesis/ToRGB_lod\d+/.*", name) for name in variables):
-        raise CheckpointError(path, "a TensorFlow StyleGAN2 pickle with per-LOD ToRGB (config a-d) is not supported")
+        raise CheckpointError(
+            path, "a TensorFlow StyleGAN2 pickle with per-LOD ToRGB (config a-d) is not supported"
+        )
     try:
         tensors = _tf_to_nvidia_names(variables)
     except KeyError as exc:
-        raise CheckpointError(path, f"incomplete TensorFlow StyleGAN2 pickle (no variable {exc})") from exc
+        raise CheckpointError(
+            path, f"incomplete TensorFlow StyleGAN2 pickle (no variable {exc})"
+        ) from exc
     resolution = int(kwargs.get("resolution", 1024))
     config = _finish_config(
-        tensors, path,
-        z_dim=int(kwargs.get("latent_size", 512)), c_dim=int(kwargs.get("label_size", 0) or 0),
-        w_dim=int(kwargs.get("dlatent_size", 512)), resolution=resolution,
+        tensors,
+        path,
+        z_dim=int(kwargs.get("latent_size", 512)),
+        c_dim=int(kwargs.get("label_size", 0) or 0),
+        w_dim=int(kwargs.get("dlatent_size", 512)),
+        resolution=resolution,
         img_channels=int(kwargs.get("num_channels", 3)),
         mapping_layers=sum(1 for k in tensors if re.fullmatch(r"mapping\.fc\d+\.weight", k)),
         lr_mlp=float(kwargs.get("mapping_lrmul", 0.01)),
@@ -408,7 +470,9 @@ def _tf_generator(data: tuple[Any, ...], path: Path) -> Generator:
         architecture=str(kwargs.get("architecture", "skip")),
     )
     generator = build_generator(tensors, config, path)
-    generator.source = CheckpointSource(path, "NVIDIA TensorFlow pickle", f"Gs converted, architecture {config.architecture}")
+    generator.source = CheckpointSource(
+        path, "NVIDIA TensorFlow pickle", f"Gs converted, architecture {config.architecture}"
+    )
     generator.provenance = {"converted_from": "NVIDIA TensorFlow pickle", "network": "Gs"}
     return generator
 
@@ -430,7 +494,9 @@ def _tf_to_nvidia_names(variables: Mapping[str, np.ndarray]) -> dict[str, torch.
         out["mapping.w_avg"] = t(variables["dlatent_avg"])
     for name, value in variables.items():
         if m := re.fullmatch(r"mapping/Dense(\d+)/(weight|bias)", name):
-            out[f"mapping.fc{m.group(1)}.{m.group(2)}"] = t(value.T if m.group(2) == "weight" else value)
+            out[f"mapping.fc{m.group(1)}.{m.group(2)}"] = t(
+                value.T if m.group(2) == "weight" else value
+            )
         elif m := re.fullmatch(r"mapping/LabelEmbed/(weight|bias)", name):
             out[f"mapping.embed.{m.group(1)}"] = t(value.T if m.group(1) == "weight" else value)
     out["synthesis.b4.const"] = t(variables["synthesis/4x4/Const/const"][0])
@@ -438,7 +504,11 @@ def _tf_to_nvidia_names(variables: Mapping[str, np.ndarray]) -> dict[str, torch.
         {int(m.group(1)) for n in variables if (m := re.fullmatch(r"synthesis/(\d+)x\d+/.*", n))}
     )
     for r in resolutions:
-        layers = [("conv1", "Conv", False)] if r == 4 else [("conv0", "Conv0_up", True), ("conv1", "Conv1", False)]
+        layers = (
+            [("conv1", "Conv", False)]
+            if r == 4
+            else [("conv0", "Conv0_up", True), ("conv1", "Conv1", False)]
+        )
         for dst, src, flip in layers:
             base = f"synthesis/{r}x{r}/{src}"
             out[f"synthesis.b{r}.{dst}.weight"] = conv(variables[f"{base}/weight"], flip)
@@ -448,7 +518,9 @@ def _tf_to_nvidia_names(variables: Mapping[str, np.ndarray]) -> dict[str, torch.
             if f"{base}/noise_strength" in variables:
                 index = 0 if r == 4 else int(math.log2(r)) * 2 - (5 if dst == "conv0" else 4)
                 out[f"synthesis.b{r}.{dst}.noise_strength"] = t(variables[f"{base}/noise_strength"])
-                out[f"synthesis.b{r}.{dst}.noise_const"] = t(variables[f"synthesis/noise{index}"][0, 0])
+                out[f"synthesis.b{r}.{dst}.noise_const"] = t(
+                    variables[f"synthesis/noise{index}"][0, 0]
+                )
         if f"synthesis/{r}x{r}/ToRGB/weight" in variables:
             base = f"synthesis/{r}x{r}/ToRGB"
             out[f"synthesis.b{r}.torgb.weight"] = conv(variables[f"{base}/weight"])
@@ -456,7 +528,9 @@ def _tf_to_nvidia_names(variables: Mapping[str, np.ndarray]) -> dict[str, torch.
             out[f"synthesis.b{r}.torgb.affine.weight"] = t(variables[f"{base}/mod_weight"].T)
             out[f"synthesis.b{r}.torgb.affine.bias"] = t(variables[f"{base}/mod_bias"] + 1)
         if f"synthesis/{r}x{r}/Skip/weight" in variables:
-            out[f"synthesis.b{r}.skip.weight"] = conv(variables[f"synthesis/{r}x{r}/Skip/weight"], flip=True)
+            out[f"synthesis.b{r}.skip.weight"] = conv(
+                variables[f"synthesis/{r}x{r}/Skip/weight"], flip=True
+            )
     return out
 
 
@@ -475,14 +549,19 @@ def build(payload: Path, path: Path) -> Generator:
         return _tf_generator(data, path)
     if isinstance(data, tuple) and data and all(_is_progan_tf(n) for n in data):
         raise CheckpointError(
-            path, "a TensorFlow ProGAN pickle (tfutil.Network) is not supported; "
+            path,
+            "a TensorFlow ProGAN pickle (tfutil.Network) is not supported; "
             "use a pytorch_GAN_zoo PGAN .pth instead",
         )
     if _is_tf_network(data):
-        raise CheckpointError(path, "a single TensorFlow network; expected the (G, D, Gs) tuple of a StyleGAN2 pickle")
+        raise CheckpointError(
+            path, "a single TensorFlow network; expected the (G, D, Gs) tuple of a StyleGAN2 pickle"
+        )
     if isinstance(data, dict) and any(isinstance(v, PersistentObject) for v in data.values()):
         return _pytorch_generator(data, path)
-    raise CheckpointError(path, f"a pickle that is not a network checkpoint ({describe_content(data)})")
+    raise CheckpointError(
+        path, f"a pickle that is not a network checkpoint ({describe_content(data)})"
+    )
 
 
 def build_discriminator(payload: Path, path: Path) -> StyleGAN2Discriminator | None:
@@ -524,7 +603,9 @@ def build_discriminator(payload: Path, path: Path) -> StyleGAN2Discriminator | N
         block, dst = f"b{r}", f"convs.{index + 1}"
         state[f"{dst}.conv1.0.weight"] = tensors[f"{block}.conv0.weight"]
         state[f"{dst}.conv1.1.bias"] = tensors[f"{block}.conv0.bias"]
-        state[f"{dst}.conv2.0.kernel"] = tensors.get(f"{block}.conv1.resample_filter", default_kernel)
+        state[f"{dst}.conv2.0.kernel"] = tensors.get(
+            f"{block}.conv1.resample_filter", default_kernel
+        )
         state[f"{dst}.conv2.1.weight"] = tensors[f"{block}.conv1.weight"]
         state[f"{dst}.conv2.2.bias"] = tensors[f"{block}.conv1.bias"]
         state[f"{dst}.skip.0.kernel"] = tensors.get(f"{block}.skip.resample_filter", default_kernel)
@@ -533,7 +614,9 @@ def build_discriminator(payload: Path, path: Path) -> StyleGAN2Discriminator | N
     return discriminator.float().eval().requires_grad_(False)
 
 
-def _discriminator_unsupported(network: PersistentObject, tensors: Mapping[str, torch.Tensor]) -> str:
+def _discriminator_unsupported(
+    network: PersistentObject, tensors: Mapping[str, torch.Tensor]
+) -> str:
     if network.class_name != "Discriminator":
         return f"D is a {network.class_name!r}"
     if int(_plain(network.attr("c_dim")) or 0) > 0:
@@ -543,12 +626,18 @@ def _discriminator_unsupported(network: PersistentObject, tensors: Mapping[str, 
     resolution = int(_plain(network.attr("img_resolution")) or 0)
     if resolution < 8 or resolution & (resolution - 1):
         return f"unsupported resolution {resolution}"
-    blocks = [module for name, module in safe_pickle.named_modules(network) if re.fullmatch(r"b\d+", name)]
+    blocks = [
+        module for name, module in safe_pickle.named_modules(network) if re.fullmatch(r"b\d+", name)
+    ]
     if any(_attr(block, "architecture", "resnet") != "resnet" for block in blocks):
         return "only the 'resnet' discriminator architecture maps onto rosinality's"
     epilogue = network.child("b4")
     mbstd = epilogue.child("mbstd") if isinstance(epilogue, PersistentObject) else None
-    if not isinstance(mbstd, PersistentObject) or _attr(mbstd, "group_size") != 4 or _attr(mbstd, "num_channels") != 1:
+    if (
+        not isinstance(mbstd, PersistentObject)
+        or _attr(mbstd, "group_size") != 4
+        or _attr(mbstd, "num_channels") != 1
+    ):
         return "minibatch-stddev settings differ from rosinality's (group 4, 1 feature)"
     needed = [f"b{resolution}.fromrgb.weight", "b4.conv.weight", "b4.fc.weight", "b4.out.weight"]
     if any(key not in tensors for key in needed) or tensors["b4.out.weight"].shape[0] != 1:

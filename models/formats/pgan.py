@@ -70,7 +70,9 @@ def accepts(payload: Any) -> bool:
     """True for a dict with a PGAN ``avgG``/``netG`` state, or a PGAN ``netD`` alone (to explain it)."""
     if _generator_state(payload) is not None:
         return True
-    return isinstance(payload, dict) and isinstance(payload.get("netD"), dict) and "config" in payload
+    return (
+        isinstance(payload, dict) and isinstance(payload.get("netD"), dict) and "config" in payload
+    )
 
 
 def _config(payload: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +124,9 @@ def build(payload: dict[str, Any], path: Path) -> Generator:
     alpha = float(config.get("alpha") or 0.0) if len(depths) > 1 else 0.0
     try:
         generator = ProGANGenerator(
-            z_dim, depths, alpha=alpha,
+            z_dim,
+            depths,
+            alpha=alpha,
             leaky_relu=float(config.get("leakyReluLeak", 0.2)),
             output_activation="tanh" if loss in _TANH_LOSSES else None,
             out_channels=out_channels,

@@ -52,7 +52,9 @@ def infer_architecture(state: dict[str, torch.Tensor], path: Path) -> dict[str, 
             int(m.group(1)) for key in state if (m := re.fullmatch(r"style\.(\d+)\.weight", key))
         )
         rgb_indices = [
-            int(m.group(1)) for key in state if (m := re.fullmatch(r"to_rgbs\.(\d+)\.conv\.weight", key))
+            int(m.group(1))
+            for key in state
+            if (m := re.fullmatch(r"to_rgbs\.(\d+)\.conv\.weight", key))
         ]
         channels = [int(state["input.input"].shape[1])]
         for block in range(len(rgb_indices)):
@@ -96,7 +98,11 @@ def build(payload: dict[str, Any], path: Path) -> Generator:
         generator.update_w_avg()
         parts.append("w_avg computed from 10,000 samples")
     if not is_bare:
-        parts.extend(key for key in ("g", "d", "g_optim", "d_optim", "args") if key in payload and key != which)
+        parts.extend(
+            key
+            for key in ("g", "d", "g_optim", "d_optim", "args")
+            if key in payload and key != which
+        )
     generator.source = CheckpointSource(path, NAME, " + ".join(parts))
     return generator
 
@@ -137,7 +143,9 @@ def build_discriminator(payload: Any, path: Path) -> StyleGAN2Discriminator | No
         for block in range(1, num_blocks + 1):
             by_resolution.append(int(state[f"convs.{block}.conv2.1.weight"].shape[0]))
     except KeyError as exc:
-        raise CheckpointError(path, f"incomplete rosinality discriminator (no tensor {exc})") from exc
+        raise CheckpointError(
+            path, f"incomplete rosinality discriminator (no tensor {exc})"
+        ) from exc
     resolution = 2 ** (num_blocks + 2)
     discriminator = StyleGAN2Discriminator(resolution, list(reversed(by_resolution)))
     state = dict(state)

@@ -32,7 +32,14 @@ import torch
 
 # Packages whose classes may appear as inert records: NVIDIA's code (never imported here) and
 # torch modules pickled whole (their state is read as data; no method of them is called).
-_INERT_PREFIXES = ("dnnlib.", "training.", "torch_utils.", "metrics.", "tfutil", "torch.nn.modules.")
+_INERT_PREFIXES = (
+    "dnnlib.",
+    "training.",
+    "torch_utils.",
+    "metrics.",
+    "tfutil",
+    "torch.nn.modules.",
+)
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -145,9 +152,13 @@ def _ints(values: Any, what: str) -> tuple[int, ...]:
     return tuple(values)
 
 
-def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_ignored: Any) -> torch.Tensor:
+def _rebuild_tensor(
+    storage: Any, offset: Any, size: Any, stride: Any, *_ignored: Any
+) -> torch.Tensor:
     # Backward hooks and metadata in the file are ignored: nothing from the file may be callable.
-    if not isinstance(storage, torch.TypedStorage | torch.UntypedStorage) or not isinstance(offset, int):
+    if not isinstance(storage, torch.TypedStorage | torch.UntypedStorage) or not isinstance(
+        offset, int
+    ):
         raise pickle.UnpicklingError("malformed tensor record")
     size, stride = _ints(size, "size"), _ints(stride, "stride")
     if isinstance(storage, torch.TypedStorage):
@@ -170,7 +181,11 @@ def _rebuild_parameter(data: Any, *_ignored: Any) -> torch.Tensor:
 
 
 def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
-    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes | bytearray):
+    if (
+        not isinstance(dtype, np.dtype)
+        or dtype.hasobject
+        or not isinstance(data, bytes | bytearray)
+    ):
         raise pickle.UnpicklingError("unsupported numpy scalar")
     if len(data) != dtype.itemsize:
         raise pickle.UnpicklingError("numpy scalar of the wrong size")

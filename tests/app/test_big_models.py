@@ -33,8 +33,17 @@ def rosinality_ffhq_1024(folder: Path) -> Path:
 
 
 def ada_ffhq_1024(folder: Path) -> Path:
-    g_ema = nv.make_generator(1024, z_dim=512, w_dim=512, mapping_layers=8, channel_base=32768,
-                              channel_max=512, conv_clamp=256.0, num_fp16_res=4, seed=1)
+    g_ema = nv.make_generator(
+        1024,
+        z_dim=512,
+        w_dim=512,
+        mapping_layers=8,
+        channel_base=32768,
+        channel_max=512,
+        conv_clamp=256.0,
+        num_fp16_res=4,
+        seed=1,
+    )
     return nv.write_snapshot(folder / "ffhq.pkl", G_ema=g_ema)
 
 
@@ -54,14 +63,24 @@ def pgan_celebahq_512(folder: Path) -> Path:
     ids=["rosinality-1024", "ada-pickle-1024", "pgan-512"],
 )
 def test_full_size_checkpoint_renders_in_the_window(
-    qtbot, make_main_window, tmp_path: Path, writer: Callable[[Path], Path], resolution: int, kind: str, format_name: str
+    qtbot,
+    make_main_window,
+    tmp_path: Path,
+    writer: Callable[[Path], Path],
+    resolution: int,
+    kind: str,
+    format_name: str,
 ) -> None:
     path = writer(tmp_path)
     window = make_main_window()
     with qtbot.waitSignal(window.session.frame_ready, timeout=120000):
         window.open_model(path)
     generator = window.session.generator
-    assert (generator.kind, generator.resolution, generator.source.format_name) == (kind, resolution, format_name)
+    assert (generator.kind, generator.resolution, generator.source.format_name) == (
+        kind,
+        resolution,
+        format_name,
+    )
     rgb = window.session.last_frame.result.rgb
     assert rgb.shape == (resolution, resolution, 3) and rgb.dtype == np.uint8
     assert rgb.std() > 5  # an actual image, not a flat fill

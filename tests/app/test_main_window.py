@@ -18,7 +18,9 @@ from models.generator import seed_to_z, to_rgb_u8
 def expected_rgb(checkpoint: Path, seed: int, psi: float) -> np.ndarray:
     generator = models.load_generator(checkpoint, device="cpu")
     with torch.no_grad():
-        ws = generator.broadcast(generator.mapping(seed_to_z([seed], generator.z_dim), truncation_psi=psi))
+        ws = generator.broadcast(
+            generator.mapping(seed_to_z([seed], generator.z_dim), truncation_psi=psi)
+        )
         return to_rgb_u8(generator.synthesis(ws))[0]
 
 
@@ -33,12 +35,17 @@ def test_welcome_panel_without_a_model(make_main_window) -> None:
     assert not window.findChild(QSpinBox, "seedSpin").isEnabled()
 
 
-def test_opens_model_and_shows_the_seed_image(make_main_window, tiny_checkpoint, tmp_path: Path) -> None:
+def test_opens_model_and_shows_the_seed_image(
+    make_main_window, tiny_checkpoint, tmp_path: Path
+) -> None:
     checkpoint = tiny_checkpoint()
     window = make_main_window(checkpoint)
     assert window.stack.currentWidget().objectName() == "canvas"
     psi = window.session.state.truncation_psi
-    assert np.abs(shown_rgb(window).astype(int) - expected_rgb(checkpoint, 0, psi).astype(int)).max() <= 1
+    assert (
+        np.abs(shown_rgb(window).astype(int) - expected_rgb(checkpoint, 0, psi).astype(int)).max()
+        <= 1
+    )
     assert window.status_resolution.text() == "16×16"
     assert window.status_device.text() == "CPU"
     assert window.status_render.text().endswith("ms")
@@ -54,13 +61,20 @@ def test_seed_spin_and_random_button_rerender(make_main_window, tiny_checkpoint,
     with qtbot.waitSignal(window.session.frame_ready, timeout=10000):
         spin.setValue(5)
     psi = window.session.state.truncation_psi
-    assert np.abs(shown_rgb(window).astype(int) - expected_rgb(checkpoint, 5, psi).astype(int)).max() <= 1
+    assert (
+        np.abs(shown_rgb(window).astype(int) - expected_rgb(checkpoint, 5, psi).astype(int)).max()
+        <= 1
+    )
     with qtbot.waitSignal(window.session.frame_ready, timeout=10000):
-        qtbot.mouseClick(window.findChild(QPushButton, "randomSeedButton"), Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(
+            window.findChild(QPushButton, "randomSeedButton"), Qt.MouseButton.LeftButton
+        )
     assert window.session.state.seed == spin.value() != 5
 
 
-def test_truncation_drag_is_responsive_and_last_value_wins(make_main_window, tiny_checkpoint, qtbot) -> None:
+def test_truncation_drag_is_responsive_and_last_value_wins(
+    make_main_window, tiny_checkpoint, qtbot
+) -> None:
     checkpoint = tiny_checkpoint()
     window = make_main_window(checkpoint)
     slider = window.findChild(QSlider, "truncationSlider")
@@ -69,8 +83,14 @@ def test_truncation_drag_is_responsive_and_last_value_wins(make_main_window, tin
         slider.setValue(value)
     slider.setValue(37)
     slider.sliderReleased.emit()
-    qtbot.waitUntil(lambda: window.render_service.is_idle and window.session.last_frame is not None
-                    and np.array_equal(shown_rgb(window), expected_rgb(checkpoint, 0, 0.37)), timeout=15000)
+    qtbot.waitUntil(
+        lambda: (
+            window.render_service.is_idle
+            and window.session.last_frame is not None
+            and np.array_equal(shown_rgb(window), expected_rgb(checkpoint, 0, 0.37))
+        ),
+        timeout=15000,
+    )
     assert window.findChild(type(window.truncation_label), "truncationLabel").text() == "0.37"
     # the whole drag is a single undo entry
     assert window.session.undo_stack.count() == 1
@@ -79,7 +99,9 @@ def test_truncation_drag_is_responsive_and_last_value_wins(make_main_window, tin
     assert slider.value() == 70
 
 
-def test_bad_model_shows_message_and_keeps_the_old_one(make_main_window, tiny_checkpoint, tmp_path: Path, qtbot) -> None:
+def test_bad_model_shows_message_and_keeps_the_old_one(
+    make_main_window, tiny_checkpoint, tmp_path: Path, qtbot
+) -> None:
     window = make_main_window(tiny_checkpoint())
     before = shown_rgb(window)
     bad = tmp_path / "bad.pt"

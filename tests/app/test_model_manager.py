@@ -31,18 +31,40 @@ def _checkpoint_bytes() -> bytes:
 
 
 @pytest.fixture
-def served_catalog(http_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, CatalogEntry]:
+def served_catalog(
+    http_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, CatalogEntry]:
     """A catalog whose entries live on the loopback server: a real checkpoint, a slow file, a 404."""
     checkpoint = _checkpoint_bytes()
     slow = payload(2_000_000, seed=9)
     entries = {
-        "tiny": entry_for(http_server.add("tiny.pt", checkpoint), checkpoint, title="Tiny faces 16x16"),
-        "slow": entry_for(http_server.add("slow.bin", slow, behaviour="slow"), slow, name="slow",
-                          filename="slow.pt", title="A slow download"),
-        "gone": entry_for(f"{http_server.base_url}/gone.pkl", b"", name="gone", filename="gone.pkl",
-                          title="Vanished model", size_bytes=None, sha256=None),
-        "helper": entry_for(http_server.add("vgg.pth", b"weights"), b"weights", name="helper",
-                            filename="helper.pth", kind="vgg16", title="Helper weights"),
+        "tiny": entry_for(
+            http_server.add("tiny.pt", checkpoint), checkpoint, title="Tiny faces 16x16"
+        ),
+        "slow": entry_for(
+            http_server.add("slow.bin", slow, behaviour="slow"),
+            slow,
+            name="slow",
+            filename="slow.pt",
+            title="A slow download",
+        ),
+        "gone": entry_for(
+            f"{http_server.base_url}/gone.pkl",
+            b"",
+            name="gone",
+            filename="gone.pkl",
+            title="Vanished model",
+            size_bytes=None,
+            sha256=None,
+        ),
+        "helper": entry_for(
+            http_server.add("vgg.pth", b"weights"),
+            b"weights",
+            name="helper",
+            filename="helper.pth",
+            kind="vgg16",
+            title="Helper weights",
+        ),
     }
     monkeypatch.setattr(catalog, "CATALOG_PATH", _catalog_file(tmp_path, list(entries.values())))
     return entries
@@ -98,7 +120,10 @@ def test_cancel_keeps_the_part_and_allows_resuming(qtbot, make_main_window, serv
     dialog.grab().save(str(Path(models_dir()).parent / "model_manager_downloading.png"))
     qtbot.mouseClick(_button(dialog, "cancel:slow"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: row.progress.format() == "Cancelled", timeout=10000)
-    assert _button(dialog, "download:slow").isVisible() and not _button(dialog, "cancel:slow").isVisible()
+    assert (
+        _button(dialog, "download:slow").isVisible()
+        and not _button(dialog, "cancel:slow").isVisible()
+    )
     destination = served_catalog["slow"].destination()
     assert not destination.exists() and 0 < part_path(destination).stat().st_size < 2_000_000
     assert "kept for next time" in dialog.status.text()

@@ -35,8 +35,9 @@ from tests.conftest import shared_path
 dlib = pytest.importorskip("dlib")
 
 
-def synthetic_face(rng: np.random.Generator, count: int, centre: tuple[float, float],
-                   scale: float, angle: float) -> np.ndarray:
+def synthetic_face(
+    rng: np.random.Generator, count: int, centre: tuple[float, float], scale: float, angle: float
+) -> np.ndarray:
     """Integer landmarks (dlib stores parts as ints): a face-shaped template, rotated, scaled,
     moved and jittered. The template only has to look like a face so the fitted chip has the
     asked size; dlib checks the fit itself."""
@@ -53,8 +54,9 @@ def synthetic_face(rng: np.random.Generator, count: int, centre: tuple[float, fl
 def as_dlib(points: np.ndarray):
     left, top = points.min(axis=0).astype(int)
     right, bottom = points.max(axis=0).astype(int)
-    return dlib.full_object_detection(dlib.rectangle(left, top, right, bottom),
-                                      [dlib.point(int(x), int(y)) for x, y in points])
+    return dlib.full_object_detection(
+        dlib.rectangle(left, top, right, bottom), [dlib.point(int(x), int(y)) for x, y in points]
+    )
 
 
 # seed, (image H, W), landmark count, centre, scale, angle: small, pyramid 1 and 2, off the
@@ -77,8 +79,9 @@ def test_chip_details_and_chip_match_dlib(seed, size, count, centre, scale, angl
         expected = dlib.get_face_chip_details(det, chip_size, padding)
         ours = face_chip_details(points, chip_size, padding)
         r = expected.rect
-        np.testing.assert_allclose(ours.rect, (r.left(), r.top(), r.right(), r.bottom()),
-                                   rtol=0, atol=1e-8)
+        np.testing.assert_allclose(
+            ours.rect, (r.left(), r.top(), r.right(), r.bottom()), rtol=0, atol=1e-8
+        )
         assert ours.angle == pytest.approx(expected.angle, abs=1e-12)
         assert (ours.rows, ours.cols) == (expected.rows, expected.cols)
 
@@ -170,8 +173,12 @@ def test_face_descriptor_none_without_face() -> None:
 @pytest.mark.needs_shared
 def test_same_and_different_people_portraits() -> None:
     biden, biden_standing, obama = face_descriptors(
-        [load("pd_biden_official_portrait.jpg"), load("pd_biden_standing.jpg"),
-         load("pd_obama_official_portrait.jpg")])
+        [
+            load("pd_biden_official_portrait.jpg"),
+            load("pd_biden_standing.jpg"),
+            load("pd_obama_official_portrait.jpg"),
+        ]
+    )
     assert identity_distance(biden, biden_standing) < 0.6
     assert identity_distance(biden, obama) > 0.6
     assert identity_distance(biden_standing, obama) > 0.6
@@ -191,10 +198,12 @@ def test_same_and_different_people_celeba() -> None:
     descriptors = face_descriptors(images)
     assert all(d is not None for d in descriptors)
     faces = [(person, d) for (person, _), d in zip(names, descriptors, strict=True)]
-    same = [identity_distance(a, b) for (p, a), (q, b) in itertools.combinations(faces, 2)
-            if p == q]
-    different = [identity_distance(a, b) for (p, a), (q, b) in itertools.combinations(faces, 2)
-                 if p != q]
+    same = [
+        identity_distance(a, b) for (p, a), (q, b) in itertools.combinations(faces, 2) if p == q
+    ]
+    different = [
+        identity_distance(a, b) for (p, a), (q, b) in itertools.combinations(faces, 2) if p != q
+    ]
     # 89x109 CelebA crops are small and the sets nearly touch; medians sit on either side.
     assert np.median(same) < 0.6 < np.median(different)
     assert np.mean(same) + 0.2 < np.mean(different)
@@ -210,8 +219,10 @@ def test_identity_meter() -> None:
     half = np.array(Image.fromarray(reference).resize((128, 128), Image.BILINEAR))
     assert meter.distance(half) < 0.25
     assert meter.distance(other) > 0.6
-    blends = [meter.distance(np.round(reference * (1 - a) + other * a).astype(np.uint8))
-              for a in (0.0, 0.5, 1.0)]
+    blends = [
+        meter.distance(np.round(reference * (1 - a) + other * a).astype(np.uint8))
+        for a in (0.0, 0.5, 1.0)
+    ]
     assert blends[0] < blends[1] < blends[2]
     # An edit the detector cannot read still gets a distance.
     covered = reference.copy()
@@ -251,11 +262,10 @@ def test_preserve_identity_step_keeps_a_safe_step() -> None:
 def test_preserve_identity_step_bisects(amount: float) -> None:
     distance_for, calls = linear_drift(0.1, 0.25)
     progress: list[Progress] = []
-    step = preserve_identity_step(distance_for, amount, 0.55, iterations=8,
-                                  on_step=progress.append)
+    step = preserve_identity_step(distance_for, amount, 0.55, iterations=8, on_step=progress.append)
     limit = 1.8 * math.copysign(1, amount)  # 0.1 + 0.25 * 1.8 = 0.55
     assert step.shrunk and step.evaluations == 9 == len(calls)
-    assert abs(step.amount) <= 1.8 and abs(step.amount - limit) <= 4.0 / 2 ** 8
+    assert abs(step.amount) <= 1.8 and abs(step.amount - limit) <= 4.0 / 2**8
     assert math.copysign(1, step.amount) == math.copysign(1, amount)
     assert step.distance == pytest.approx(0.1 + 0.25 * abs(step.amount))
     assert step.distance <= 0.55

@@ -68,7 +68,9 @@ def nvidia_names() -> Iterator[None]:
 
 def payload_source(marker: Path) -> str:
     """Module source that would create ``marker`` if it were ever executed."""
-    return f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\nclass Generator: pass\n"
+    return (
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\nclass Generator: pass\n"
+    )
 
 
 class Persistent(nn.Module):
@@ -85,8 +87,11 @@ class Persistent(nn.Module):
         fields = list(super().__reduce__())
         fields += [None] * max(3 - len(fields), 0)
         meta = dict(
-            type="class", version=6, module_src=type(self).module_src,
-            class_name=type(self).__name__, state=fields[2],
+            type="class",
+            version=6,
+            module_src=type(self).module_src,
+            class_name=type(self).__name__,
+            state=fields[2],
         )
         return (_reconstruct_persistent_obj, (meta,), None)
 
@@ -98,35 +103,71 @@ def _filter() -> torch.Tensor:
 
 
 class FullyConnectedLayer(Persistent):
-    def __init__(self, in_features: int, out_features: int, activation: str = "linear",
-                 lr_multiplier: float = 1.0, bias_init: float = 0.0) -> None:
-        super().__init__(in_features=in_features, out_features=out_features, activation=activation,
-                         lr_multiplier=lr_multiplier, bias_init=bias_init)
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        activation: str = "linear",
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+    ) -> None:
+        super().__init__(
+            in_features=in_features,
+            out_features=out_features,
+            activation=activation,
+            lr_multiplier=lr_multiplier,
+            bias_init=bias_init,
+        )
         self.activation = activation
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
-        self.bias = nn.Parameter(torch.full([out_features], float(bias_init)) + torch.randn(out_features) * 0.2)
+        self.bias = nn.Parameter(
+            torch.full([out_features], float(bias_init)) + torch.randn(out_features) * 0.2
+        )
         self.weight_gain = np.float64(lr_multiplier / np.sqrt(in_features))
         self.bias_gain = lr_multiplier
 
 
 class MappingNetwork(Persistent):
-    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, num_layers: int = 8) -> None:
-        super().__init__(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=num_ws, num_layers=num_layers)
+    def __init__(
+        self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, num_layers: int = 8
+    ) -> None:
+        super().__init__(
+            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=num_ws, num_layers=num_layers
+        )
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers, self.w_avg_beta = num_layers, 0.995
         embed = w_dim if c_dim else 0
         if c_dim:
             self.embed = FullyConnectedLayer(c_dim, embed)
         for i in range(num_layers):
-            setattr(self, f"fc{i}", FullyConnectedLayer(z_dim + embed if i == 0 else w_dim, w_dim, "lrelu", 0.01))
+            setattr(
+                self,
+                f"fc{i}",
+                FullyConnectedLayer(z_dim + embed if i == 0 else w_dim, w_dim, "lrelu", 0.01),
+            )
         self.register_buffer("w_avg", torch.randn(w_dim))
 
 
 class SynthesisLayer(Persistent):
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: int = 1,
-                 conv_clamp: float | None = None, use_noise: bool = True) -> None:
-        super().__init__(in_channels=in_channels, out_channels=out_channels, w_dim=w_dim,
-                         resolution=resolution, up=up, conv_clamp=conv_clamp, use_noise=use_noise)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        up: int = 1,
+        conv_clamp: float | None = None,
+        use_noise: bool = True,
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            w_dim=w_dim,
+            resolution=resolution,
+            up=up,
+            conv_clamp=conv_clamp,
+            use_noise=use_noise,
+        )
         self.resolution, self.up, self.use_noise = resolution, up, use_noise
         self.activation, self.conv_clamp, self.padding = "lrelu", conv_clamp, 1
         self.act_gain = np.float64(SQRT2)
@@ -140,8 +181,12 @@ class SynthesisLayer(Persistent):
 
 
 class ToRGBLayer(Persistent):
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None = None) -> None:
-        super().__init__(in_channels=in_channels, out_channels=out_channels, w_dim=w_dim, conv_clamp=conv_clamp)
+    def __init__(
+        self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None = None
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels, out_channels=out_channels, w_dim=w_dim, conv_clamp=conv_clamp
+        )
         self.conv_clamp = conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1))
@@ -150,10 +195,27 @@ class ToRGBLayer(Persistent):
 
 
 class Conv2dLayer(Persistent):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
-                 activation: str = "linear", up: int = 1, down: int = 1, conv_clamp: float | None = None) -> None:
-        super().__init__(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size,
-                         bias=bias, activation=activation, up=up, down=down, conv_clamp=conv_clamp)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        bias: bool = True,
+        activation: str = "linear",
+        up: int = 1,
+        down: int = 1,
+        conv_clamp: float | None = None,
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=kernel_size,
+            bias=bias,
+            activation=activation,
+            up=up,
+            down=down,
+            conv_clamp=conv_clamp,
+        )
         self.activation, self.up, self.down, self.conv_clamp = activation, up, down, conv_clamp
         self.register_buffer("resample_filter", _filter())
         self.padding = kernel_size // 2
@@ -164,24 +226,65 @@ class Conv2dLayer(Persistent):
 
 
 class SynthesisBlock(Persistent):
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, is_last: bool,
-                 architecture: str, conv_clamp: float | None, use_fp16: bool, use_noise: bool = True) -> None:
-        super().__init__(in_channels=in_channels, out_channels=out_channels, w_dim=w_dim, resolution=resolution,
-                         img_channels=3, is_last=is_last, architecture=architecture, conv_clamp=conv_clamp,
-                         use_fp16=use_fp16)
-        self.in_channels, self.w_dim, self.resolution, self.img_channels = in_channels, w_dim, resolution, 3
-        self.is_last, self.architecture, self.use_fp16, self.channels_last = is_last, architecture, use_fp16, False
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        is_last: bool,
+        architecture: str,
+        conv_clamp: float | None,
+        use_fp16: bool,
+        use_noise: bool = True,
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            w_dim=w_dim,
+            resolution=resolution,
+            img_channels=3,
+            is_last=is_last,
+            architecture=architecture,
+            conv_clamp=conv_clamp,
+            use_fp16=use_fp16,
+        )
+        self.in_channels, self.w_dim, self.resolution, self.img_channels = (
+            in_channels,
+            w_dim,
+            resolution,
+            3,
+        )
+        self.is_last, self.architecture, self.use_fp16, self.channels_last = (
+            is_last,
+            architecture,
+            use_fp16,
+            False,
+        )
         self.register_buffer("resample_filter", _filter())
         self.num_conv = 0
         self.num_torgb = 0
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
-                                        conv_clamp=conv_clamp, use_noise=use_noise)
+            self.conv0 = SynthesisLayer(
+                in_channels,
+                out_channels,
+                w_dim,
+                resolution,
+                up=2,
+                conv_clamp=conv_clamp,
+                use_noise=use_noise,
+            )
             self.num_conv += 1
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp,
-                                    use_noise=use_noise)
+        self.conv1 = SynthesisLayer(
+            out_channels,
+            out_channels,
+            w_dim,
+            resolution,
+            conv_clamp=conv_clamp,
+            use_noise=use_noise,
+        )
         self.num_conv += 1
         if is_last or architecture == "skip":
             self.torgb = ToRGBLayer(out_channels, 3, w_dim, conv_clamp=conv_clamp)
@@ -191,15 +294,34 @@ class SynthesisBlock(Persistent):
 
 
 def channel_table(resolution: int, channel_base: int, channel_max: int) -> dict[int, int]:
-    return {2**i: min(channel_base // 2**i, channel_max) for i in range(2, int(math.log2(resolution)) + 1)}
+    return {
+        2**i: min(channel_base // 2**i, channel_max)
+        for i in range(2, int(math.log2(resolution)) + 1)
+    }
 
 
 class SynthesisNetwork(Persistent):
-    def __init__(self, w_dim: int, img_resolution: int, channel_base: int, channel_max: int,
-                 num_fp16_res: int, conv_clamp: float | None, architecture: str, use_noise: bool) -> None:
-        super().__init__(w_dim=w_dim, img_resolution=img_resolution, img_channels=3, channel_base=channel_base,
-                         channel_max=channel_max, num_fp16_res=num_fp16_res, conv_clamp=conv_clamp,
-                         architecture=architecture)
+    def __init__(
+        self,
+        w_dim: int,
+        img_resolution: int,
+        channel_base: int,
+        channel_max: int,
+        num_fp16_res: int,
+        conv_clamp: float | None,
+        architecture: str,
+        use_noise: bool,
+    ) -> None:
+        super().__init__(
+            w_dim=w_dim,
+            img_resolution=img_resolution,
+            img_channels=3,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            num_fp16_res=num_fp16_res,
+            conv_clamp=conv_clamp,
+            architecture=architecture,
+        )
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, 3
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.block_resolutions = [2**i for i in range(2, self.img_resolution_log2 + 1)]
@@ -207,35 +329,73 @@ class SynthesisNetwork(Persistent):
         fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - num_fp16_res), 8)
         self.num_ws = 0
         for res in self.block_resolutions:
-            block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim, res,
-                                   res == img_resolution, architecture, conv_clamp, res >= fp16_resolution,
-                                   use_noise)
+            block = SynthesisBlock(
+                channels[res // 2] if res > 4 else 0,
+                channels[res],
+                w_dim,
+                res,
+                res == img_resolution,
+                architecture,
+                conv_clamp,
+                res >= fp16_resolution,
+                use_noise,
+            )
             self.num_ws += block.num_conv + (block.num_torgb if res == img_resolution else 0)
             setattr(self, f"b{res}", block)
 
 
 class Generator(Persistent):
-    def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int = 3,
-                 mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None) -> None:
+    def __init__(
+        self,
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        img_resolution: int,
+        img_channels: int = 3,
+        mapping_kwargs: dict | None = None,
+        synthesis_kwargs: dict | None = None,
+    ) -> None:
         mapping_kwargs = EasyDict(mapping_kwargs or {})
         synthesis_kwargs = EasyDict(synthesis_kwargs or {})
-        super().__init__(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                         img_channels=img_channels, mapping_kwargs=mapping_kwargs, synthesis_kwargs=synthesis_kwargs)
+        super().__init__(
+            z_dim=z_dim,
+            c_dim=c_dim,
+            w_dim=w_dim,
+            img_resolution=img_resolution,
+            img_channels=img_channels,
+            mapping_kwargs=mapping_kwargs,
+            synthesis_kwargs=synthesis_kwargs,
+        )
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(
-            w_dim, img_resolution, synthesis_kwargs.get("channel_base", 32768), synthesis_kwargs.get("channel_max", 512),
-            synthesis_kwargs.get("num_fp16_res", 0), synthesis_kwargs.get("conv_clamp"),
-            synthesis_kwargs.get("architecture", "skip"), synthesis_kwargs.get("use_noise", True),
+            w_dim,
+            img_resolution,
+            synthesis_kwargs.get("channel_base", 32768),
+            synthesis_kwargs.get("channel_max", 512),
+            synthesis_kwargs.get("num_fp16_res", 0),
+            synthesis_kwargs.get("conv_clamp"),
+            synthesis_kwargs.get("architecture", "skip"),
+            synthesis_kwargs.get("use_noise", True),
         )
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, mapping_kwargs.get("num_layers", 8))
+        self.mapping = MappingNetwork(
+            z_dim, c_dim, w_dim, self.num_ws, mapping_kwargs.get("num_layers", 8)
+        )
 
 
 class DiscriminatorBlock(Persistent):
-    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int) -> None:
-        super().__init__(in_channels=in_channels, tmp_channels=tmp_channels, out_channels=out_channels,
-                         resolution=resolution, img_channels=3, first_layer_idx=0)
+    def __init__(
+        self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            tmp_channels=tmp_channels,
+            out_channels=out_channels,
+            resolution=resolution,
+            img_channels=3,
+            first_layer_idx=0,
+        )
         self.in_channels, self.resolution, self.img_channels = in_channels, resolution, 3
         self.architecture, self.use_fp16, self.channels_last = "resnet", False, False
         self.register_buffer("resample_filter", _filter())
@@ -254,8 +414,15 @@ class MinibatchStdLayer(Persistent):
 
 class DiscriminatorEpilogue(Persistent):
     def __init__(self, in_channels: int, cmap_dim: int, resolution: int) -> None:
-        super().__init__(in_channels=in_channels, cmap_dim=cmap_dim, resolution=resolution, img_channels=3)
-        self.in_channels, self.cmap_dim, self.resolution, self.architecture = in_channels, cmap_dim, resolution, "resnet"
+        super().__init__(
+            in_channels=in_channels, cmap_dim=cmap_dim, resolution=resolution, img_channels=3
+        )
+        self.in_channels, self.cmap_dim, self.resolution, self.architecture = (
+            in_channels,
+            cmap_dim,
+            resolution,
+            "resnet",
+        )
         self.mbstd = MinibatchStdLayer(4, 1)
         self.conv = Conv2dLayer(in_channels + 1, in_channels, 3, activation="lrelu")
         self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation="lrelu")
@@ -263,15 +430,24 @@ class DiscriminatorEpilogue(Persistent):
 
 
 class Discriminator(Persistent):
-    def __init__(self, c_dim: int, img_resolution: int, channel_base: int, channel_max: int) -> None:
-        super().__init__(c_dim=c_dim, img_resolution=img_resolution, img_channels=3,
-                         channel_base=channel_base, channel_max=channel_max)
+    def __init__(
+        self, c_dim: int, img_resolution: int, channel_base: int, channel_max: int
+    ) -> None:
+        super().__init__(
+            c_dim=c_dim,
+            img_resolution=img_resolution,
+            img_channels=3,
+            channel_base=channel_base,
+            channel_max=channel_max,
+        )
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, 3
         log2 = int(np.log2(img_resolution))
         self.block_resolutions = [2**i for i in range(log2, 2, -1)]
         channels = channel_table(img_resolution, channel_base, channel_max)
         for res in self.block_resolutions:
-            block = DiscriminatorBlock(channels[res] if res < img_resolution else 0, channels[res], channels[res // 2], res)
+            block = DiscriminatorBlock(
+                channels[res] if res < img_resolution else 0, channels[res], channels[res // 2], res
+            )
             setattr(self, f"b{res}", block)
         cmap_dim = channels[4] if c_dim else 0
         if c_dim:
@@ -279,22 +455,52 @@ class Discriminator(Persistent):
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, 4)
 
 
-def make_generator(resolution: int = 16, *, z_dim: int = 32, w_dim: int = 32, c_dim: int = 0,
-                   mapping_layers: int = 2, channel_base: int = 256, channel_max: int = 32,
-                   architecture: str = "skip", conv_clamp: float | None = None, num_fp16_res: int = 0,
-                   use_noise: bool = True, seed: int = 0) -> Generator:
+def make_generator(
+    resolution: int = 16,
+    *,
+    z_dim: int = 32,
+    w_dim: int = 32,
+    c_dim: int = 0,
+    mapping_layers: int = 2,
+    channel_base: int = 256,
+    channel_max: int = 32,
+    architecture: str = "skip",
+    conv_clamp: float | None = None,
+    num_fp16_res: int = 0,
+    use_noise: bool = True,
+    seed: int = 0,
+) -> Generator:
     """A random generator with NVIDIA's structure (what ``train.py`` would construct)."""
     torch.manual_seed(seed)
-    return Generator(
-        z_dim, c_dim, w_dim, resolution,
-        mapping_kwargs={"num_layers": mapping_layers},
-        synthesis_kwargs={"channel_base": channel_base, "channel_max": channel_max, "num_fp16_res": num_fp16_res,
-                          "conv_clamp": conv_clamp, "architecture": architecture, "use_noise": use_noise},
-    ).eval().requires_grad_(False)
+    return (
+        Generator(
+            z_dim,
+            c_dim,
+            w_dim,
+            resolution,
+            mapping_kwargs={"num_layers": mapping_layers},
+            synthesis_kwargs={
+                "channel_base": channel_base,
+                "channel_max": channel_max,
+                "num_fp16_res": num_fp16_res,
+                "conv_clamp": conv_clamp,
+                "architecture": architecture,
+                "use_noise": use_noise,
+            },
+        )
+        .eval()
+        .requires_grad_(False)
+    )
 
 
-def make_discriminator(resolution: int = 16, *, c_dim: int = 0, channel_base: int = 256,
-                       channel_max: int = 32, seed: int = 1) -> Discriminator:
+def make_discriminator(
+    resolution: int = 16,
+    *,
+    c_dim: int = 0,
+    channel_base: int = 256,
+    channel_max: int = 32,
+    seed: int = 1,
+) -> Discriminator:
     torch.manual_seed(seed)
     return Discriminator(c_dim, resolution, channel_base, channel_max).eval().requires_grad_(False)
 
@@ -302,8 +508,13 @@ def make_discriminator(resolution: int = 16, *, c_dim: int = 0, channel_base: in
 NUMPY1_NAMES = (b"numpy._core.multiarray", b"numpy.core.multiarray")
 
 
-def pickle_bytes(snapshot: dict[str, Any], *, protocol: int = 4, numpy1_names: bool = False,
-                 module_src: str | None = None) -> bytes:
+def pickle_bytes(
+    snapshot: dict[str, Any],
+    *,
+    protocol: int = 4,
+    numpy1_names: bool = False,
+    module_src: str | None = None,
+) -> bytes:
     """Pickle a training snapshot dict as NVIDIA's ``training_loop`` does (``pickle.dump``).
 
     ``numpy1_names`` writes numpy's globals under their numpy 1.x module name, as real files
@@ -323,12 +534,22 @@ def pickle_bytes(snapshot: dict[str, Any], *, protocol: int = 4, numpy1_names: b
     return data
 
 
-def write_snapshot(path: Path, G: nn.Module | None = None, D: nn.Module | None = None,
-                   G_ema: nn.Module | None = None, **options: Any) -> Path:
+def write_snapshot(
+    path: Path,
+    G: nn.Module | None = None,
+    D: nn.Module | None = None,
+    G_ema: nn.Module | None = None,
+    **options: Any,
+) -> Path:
     """Write ``{'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}`` to ``path``."""
     snapshot = {
-        "G": G, "D": D, "G_ema": G_ema, "augment_pipe": None,
-        "training_set_kwargs": EasyDict(class_name="training.dataset.ImageFolderDataset", path="/data/faces.zip"),
+        "G": G,
+        "D": D,
+        "G_ema": G_ema,
+        "augment_pipe": None,
+        "training_set_kwargs": EasyDict(
+            class_name="training.dataset.ImageFolderDataset", path="/data/faces.zip"
+        ),
     }
     path.write_bytes(pickle_bytes(snapshot, **options))
     return path
@@ -356,8 +577,9 @@ def _fir(x: torch.Tensor, up: int, pad0: int, pad1: int, gain: float) -> torch.T
     return F.conv2d(padded[:, None], kernel[None, None])[:, 0]
 
 
-def naive_mapping(state: dict[str, torch.Tensor], z: torch.Tensor, c: torch.Tensor | None = None,
-                  lr: float = 0.01) -> torch.Tensor:
+def naive_mapping(
+    state: dict[str, torch.Tensor], z: torch.Tensor, c: torch.Tensor | None = None, lr: float = 0.01
+) -> torch.Tensor:
     def norm(v: torch.Tensor) -> torch.Tensor:
         return v / torch.sqrt((v * v).mean(dim=1, keepdim=True) + 1e-8)
 
@@ -378,8 +600,15 @@ def _styles(state: dict, prefix: str, w: torch.Tensor) -> torch.Tensor:
     return (weight / math.sqrt(weight.shape[1])) @ w + bias
 
 
-def _layer(state: dict, prefix: str, x: torch.Tensor, w: torch.Tensor, up: bool,
-           clamp: float | None, gain: float = 1.0) -> torch.Tensor:
+def _layer(
+    state: dict,
+    prefix: str,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    up: bool,
+    clamp: float | None,
+    gain: float = 1.0,
+) -> torch.Tensor:
     weight = state[f"{prefix}.weight"] * _styles(state, prefix, w).view(1, -1, 1, 1)
     weight = weight / torch.sqrt((weight * weight).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
     if up:
@@ -395,27 +624,39 @@ def _layer(state: dict, prefix: str, x: torch.Tensor, w: torch.Tensor, up: bool,
     return _lrelu(out + state[f"{prefix}.bias"].view(-1, 1, 1), gain, clamp)
 
 
-def _torgb(state: dict, prefix: str, x: torch.Tensor, w: torch.Tensor, clamp: float | None) -> torch.Tensor:
+def _torgb(
+    state: dict, prefix: str, x: torch.Tensor, w: torch.Tensor, clamp: float | None
+) -> torch.Tensor:
     weight = state[f"{prefix}.weight"]
     kernel = weight * (_styles(state, prefix, w) / math.sqrt(weight.shape[1])).view(1, -1, 1, 1)
     out = F.conv2d(x[None], kernel)[0] + state[f"{prefix}.bias"].view(-1, 1, 1)
     return out if clamp is None else out.clamp(-clamp, clamp)
 
 
-def naive_synthesis(state: dict[str, torch.Tensor], ws: torch.Tensor, architecture: str = "skip",
-                    conv_clamp: float | None = None) -> torch.Tensor:
+def naive_synthesis(
+    state: dict[str, torch.Tensor],
+    ws: torch.Tensor,
+    architecture: str = "skip",
+    conv_clamp: float | None = None,
+) -> torch.Tensor:
     """ws [N, num_ws, w_dim] -> images [N, 3, H, W], NVIDIA semantics, noise 'const', fp32."""
     resolutions = sorted({int(k.split(".")[1][1:]) for k in state if k.startswith("synthesis.b")})
     images = []
     for sample in ws:
         x = state["synthesis.b4.const"]
         x = _layer(state, "synthesis.b4.conv1", x, sample[0], False, conv_clamp)
-        img = _torgb(state, "synthesis.b4.torgb", x, sample[1], conv_clamp) if architecture == "skip" else None
+        img = (
+            _torgb(state, "synthesis.b4.torgb", x, sample[1], conv_clamp)
+            if architecture == "skip"
+            else None
+        )
         index = 1
         for r in resolutions[1:]:
             block = f"synthesis.b{r}"
             if architecture == "resnet":
-                shortcut = F.conv2d(x[None], state[f"{block}.skip.weight"] / math.sqrt(x.shape[0]))[0]
+                shortcut = F.conv2d(x[None], state[f"{block}.skip.weight"] / math.sqrt(x.shape[0]))[
+                    0
+                ]
                 shortcut = _fir(shortcut, 2, 2, 1, 4.0) * math.sqrt(0.5)
             x = _layer(state, f"{block}.conv0", x, sample[index], True, conv_clamp)
             gain = math.sqrt(0.5) if architecture == "resnet" else 1.0
@@ -423,7 +664,9 @@ def naive_synthesis(state: dict[str, torch.Tensor], ws: torch.Tensor, architectu
             if architecture == "resnet":
                 x = shortcut + x
             if architecture == "skip":
-                img = _fir(img, 2, 2, 1, 4.0) + _torgb(state, f"{block}.torgb", x, sample[index + 2], conv_clamp)
+                img = _fir(img, 2, 2, 1, 4.0) + _torgb(
+                    state, f"{block}.torgb", x, sample[index + 2], conv_clamp
+                )
             elif r == resolutions[-1]:
                 img = _torgb(state, f"{block}.torgb", x, sample[index + 2], conv_clamp)
             index += 2
@@ -431,7 +674,9 @@ def naive_synthesis(state: dict[str, torch.Tensor], ws: torch.Tensor, architectu
     return torch.stack(images)
 
 
-def _conv(state: dict, prefix: str, x: torch.Tensor, down: bool, lrelu: bool, gain: float = 1.0) -> torch.Tensor:
+def _conv(
+    state: dict, prefix: str, x: torch.Tensor, down: bool, lrelu: bool, gain: float = 1.0
+) -> torch.Tensor:
     weight = state[f"{prefix}.weight"]
     weight = weight / math.sqrt(weight[0].numel())
     k = weight.shape[-1]
@@ -448,7 +693,10 @@ def _conv(state: dict, prefix: str, x: torch.Tensor, down: bool, lrelu: bool, ga
 
 def naive_discriminator(state: dict[str, torch.Tensor], images: torch.Tensor) -> torch.Tensor:
     """images [4, 3, H, W] -> logits [4, 1]; NVIDIA's resnet D, mbstd group 4, one feature."""
-    resolutions = sorted({int(k.split(".")[0][1:]) for k in state if k[0] == "b" and k.split(".")[0] != "b4"}, reverse=True)
+    resolutions = sorted(
+        {int(k.split(".")[0][1:]) for k in state if k[0] == "b" and k.split(".")[0] != "b4"},
+        reverse=True,
+    )
     features = []
     for image in images:
         x = _conv(state, f"b{resolutions[0]}.fromrgb", image, False, True)
@@ -484,7 +732,9 @@ class TFNetwork:
         return (TFNetwork, (), self.state)
 
 
-def tf_pickle_bytes(networks: tuple, module: str = "dnnlib.tflib.network", protocol: int = 3) -> bytes:
+def tf_pickle_bytes(
+    networks: tuple, module: str = "dnnlib.tflib.network", protocol: int = 3
+) -> bytes:
     fakes = {name: types.ModuleType(name) for name in ("dnnlib", "dnnlib.tflib", module)}
     fakes[module].Network = TFNetwork
     saved = {name: sys.modules.get(name) for name in fakes}
@@ -500,12 +750,25 @@ def tf_pickle_bytes(networks: tuple, module: str = "dnnlib.tflib.network", proto
                 sys.modules[name] = value
 
 
-def tf_state(name: str, variables: list, components: dict, build_func: str, static_kwargs: dict,
-             source: str = "import os\nos.system('echo never')\n") -> TFNetwork:
-    return TFNetwork({
-        "version": 4, "name": name, "static_kwargs": static_kwargs, "components": components,
-        "build_module_src": source, "build_func_name": build_func, "variables": variables,
-    })
+def tf_state(
+    name: str,
+    variables: list,
+    components: dict,
+    build_func: str,
+    static_kwargs: dict,
+    source: str = "import os\nos.system('echo never')\n",
+) -> TFNetwork:
+    return TFNetwork(
+        {
+            "version": 4,
+            "name": name,
+            "static_kwargs": static_kwargs,
+            "components": components,
+            "build_module_src": source,
+            "build_func_name": build_func,
+            "variables": variables,
+        }
+    )
 
 
 def to_tf_variables(state: dict[str, torch.Tensor]) -> tuple[list, list, list]:
@@ -524,8 +787,10 @@ def to_tf_variables(state: dict[str, torch.Tensor]) -> tuple[list, list, list]:
     mapping = []
     i = 0
     while f"mapping.fc{i}.weight" in state:
-        mapping += [(f"Dense{i}/weight", a(state[f"mapping.fc{i}.weight"]).T.copy()),
-                    (f"Dense{i}/bias", a(state[f"mapping.fc{i}.bias"]))]
+        mapping += [
+            (f"Dense{i}/weight", a(state[f"mapping.fc{i}.weight"]).T.copy()),
+            (f"Dense{i}/bias", a(state[f"mapping.fc{i}.bias"])),
+        ]
         i += 1
     synthesis = [("4x4/Const/const", a(state["synthesis.b4.const"])[None])]
     resolutions = sorted({int(k.split(".")[1][1:]) for k in state if k.startswith("synthesis.b")})
@@ -545,22 +810,36 @@ def to_tf_variables(state: dict[str, torch.Tensor]) -> tuple[list, list, list]:
             noise += 1
         p, base = f"synthesis.b{r}.torgb", f"{r}x{r}/ToRGB"
         synthesis += [
-            (f"{base}/weight", kernel(state[f"{p}.weight"])), (f"{base}/bias", a(state[f"{p}.bias"])),
+            (f"{base}/weight", kernel(state[f"{p}.weight"])),
+            (f"{base}/bias", a(state[f"{p}.bias"])),
             (f"{base}/mod_weight", a(state[f"{p}.affine.weight"]).T.copy()),
             (f"{base}/mod_bias", a(state[f"{p}.affine.bias"]) - 1),
         ]
     return [("dlatent_avg", a(state["mapping.w_avg"]))], mapping, synthesis
 
 
-def tf_generator_pickle(state: dict[str, torch.Tensor], resolution: int, z_dim: int, w_dim: int) -> bytes:
+def tf_generator_pickle(
+    state: dict[str, torch.Tensor], resolution: int, z_dim: int, w_dim: int
+) -> bytes:
     """A TF StyleGAN2 ``(G, D, Gs)`` pickle whose Gs holds the weights of ``state``."""
     top, mapping, synthesis = to_tf_variables(state)
-    kwargs = {"resolution": resolution, "latent_size": z_dim, "dlatent_size": w_dim,
-              "num_channels": 3, "mapping_layers": sum(1 for n, _ in mapping if n.endswith("weight"))}
-    gs = tf_state("G", top, {
-        "mapping": tf_state("G_mapping", mapping, {}, "G_mapping", {}),
-        "synthesis": tf_state("G_synthesis", synthesis, {}, "G_synthesis_stylegan2", {}),
-    }, "G_main", kwargs)
+    kwargs = {
+        "resolution": resolution,
+        "latent_size": z_dim,
+        "dlatent_size": w_dim,
+        "num_channels": 3,
+        "mapping_layers": sum(1 for n, _ in mapping if n.endswith("weight")),
+    }
+    gs = tf_state(
+        "G",
+        top,
+        {
+            "mapping": tf_state("G_mapping", mapping, {}, "G_mapping", {}),
+            "synthesis": tf_state("G_synthesis", synthesis, {}, "G_synthesis_stylegan2", {}),
+        },
+        "G_main",
+        kwargs,
+    )
     d = tf_state("D", [], {}, "D_stylegan2", {})
     return tf_pickle_bytes((gs, d, gs))
 

@@ -18,7 +18,9 @@ def fir_kernel() -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-def naive_upfirdn(x: torch.Tensor, kernel: torch.Tensor, up: int, pad0: int, pad1: int) -> torch.Tensor:
+def naive_upfirdn(
+    x: torch.Tensor, kernel: torch.Tensor, up: int, pad0: int, pad1: int
+) -> torch.Tensor:
     """[C, H, W]: insert up-1 zeros after each sample, pad, then a true 2-D convolution by loops."""
     channels, height, width = x.shape
     up_x = torch.zeros(channels, height * up, width * up, dtype=x.dtype)
@@ -55,12 +57,16 @@ def lrelu(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return torch.where(y >= 0, y, 0.2 * y) * math.sqrt(2.0)
 
 
-def styled_conv(state: dict, prefix: str, x: torch.Tensor, w: torch.Tensor, noise, up: bool) -> torch.Tensor:
+def styled_conv(
+    state: dict, prefix: str, x: torch.Tensor, w: torch.Tensor, noise, up: bool
+) -> torch.Tensor:
     weight = state[f"{prefix}.conv.weight"][0]
     kernel = modulated_kernel(weight, affine(state, f"{prefix}.conv", w), True)
     if up:
         # transposed stride-2 conv == zero insertion + full conv with the flipped kernel
-        stuffed = naive_upfirdn(x, torch.ones(1, 1), 2, 0, 0)[:, : 2 * x.shape[1] - 1, : 2 * x.shape[2] - 1]
+        stuffed = naive_upfirdn(x, torch.ones(1, 1), 2, 0, 0)[
+            :, : 2 * x.shape[1] - 1, : 2 * x.shape[2] - 1
+        ]
         out = F.conv2d(stuffed[None], torch.flip(kernel, [2, 3]), padding=2)[0]
         out = naive_upfirdn(out, fir_kernel() * 4, 1, 1, 1)
     else:
@@ -93,7 +99,9 @@ def naive_mapping(state: dict, z: torch.Tensor, lr_mlp: float = 0.01) -> torch.T
 
 def naive_synthesis(state: dict, ws: torch.Tensor, use_noise: bool = True) -> torch.Tensor:
     """ws [N, num_ws, w_dim] -> images [N, 3, H, W], one sample at a time."""
-    num_blocks = sum(1 for key in state if key.startswith("to_rgbs.") and key.endswith("conv.weight"))
+    num_blocks = sum(
+        1 for key in state if key.startswith("to_rgbs.") and key.endswith("conv.weight")
+    )
     outputs = []
     for sample in ws:
         noise = lambda j: state[f"noises.noise_{j}"][0] if use_noise else None  # noqa: E731
@@ -103,7 +111,9 @@ def naive_synthesis(state: dict, ws: torch.Tensor, use_noise: bool = True) -> to
         for block in range(num_blocks):
             i = 2 * block + 1
             x = styled_conv(state, f"convs.{2 * block}", x, sample[i], noise(i), up=True)
-            x = styled_conv(state, f"convs.{2 * block + 1}", x, sample[i + 1], noise(i + 1), up=False)
+            x = styled_conv(
+                state, f"convs.{2 * block + 1}", x, sample[i + 1], noise(i + 1), up=False
+            )
             skip = to_rgb(state, f"to_rgbs.{block}", x, sample[i + 2], skip)
         outputs.append(skip)
     return torch.stack(outputs)

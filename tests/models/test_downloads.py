@@ -27,7 +27,9 @@ HANG_LIMIT_S = 10.0  # a "never answering" handler gives up after this (the test
 @dataclass
 class ServerState:
     files: dict[str, bytes] = field(default_factory=dict)
-    behaviour: dict[str, str] = field(default_factory=dict)  # normal | cut | hang | html | no-range | slow
+    behaviour: dict[str, str] = field(
+        default_factory=dict
+    )  # normal | cut | hang | html | no-range | slow
     cuts_left: int = 1
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
@@ -36,7 +38,7 @@ class ServerState:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:
         state = self.server.state
         state.requests.append((self.path, self.headers.get("Range")))
         behaviour = state.behaviour.get(self.path, "normal")
@@ -87,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet server
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -112,7 +114,9 @@ def http_server() -> Iterator[LoopbackServer]:
     """A real HTTP server on 127.0.0.1 (loopback only), stopped after the test."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.state = ServerState()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield LoopbackServer(server.state, f"http://127.0.0.1:{server.server_address[1]}")
@@ -133,9 +137,17 @@ def sha(data: bytes) -> str:
 
 def entry_for(url: str, data: bytes, **changes: object) -> CatalogEntry:
     entry = CatalogEntry(
-        name="tiny", title="Tiny test model", kind="stylegan2", format="rosinality .pt", resolution=16,
-        url=url, filename="tiny.pt", licence="test", source_page="http://127.0.0.1/",
-        size_bytes=len(data), sha256=sha(data),
+        name="tiny",
+        title="Tiny test model",
+        kind="stylegan2",
+        format="rosinality .pt",
+        resolution=16,
+        url=url,
+        filename="tiny.pt",
+        licence="test",
+        source_page="http://127.0.0.1/",
+        size_bytes=len(data),
+        sha256=sha(data),
     )
     return replace(entry, **changes)
 
@@ -165,7 +177,10 @@ def test_partial_file_from_an_earlier_run_is_resumed(http_server: LoopbackServer
     data = payload(seed=2)
     url = http_server.add("resume.pt", data, behaviour="cut")
     destination = models_dir() / "resume.pt"
-    with pytest.raises(DownloadError, match=r"resume\.pt: the connection dropped 1 times .*run the download again to resume"):
+    with pytest.raises(
+        DownloadError,
+        match=r"resume\.pt: the connection dropped 1 times .*run the download again to resume",
+    ):
         download(url, destination, sha256=sha(data), retries=0)
     kept = part_path(destination)
     assert kept.stat().st_size == len(data) // 2 and not destination.exists()
@@ -185,7 +200,10 @@ def test_server_without_range_support_restarts(http_server: LoopbackServer) -> N
 def test_wrong_checksum_rejects_and_leaves_nothing(http_server: LoopbackServer) -> None:
     data = payload(seed=4)
     entry = entry_for(http_server.add("bad.pt", data), data, sha256="0" * 64)
-    with pytest.raises(DownloadError, match=r"bad\.pt: checksum mismatch \(expected SHA-256 0{64}, got [0-9a-f]{64}\); the file was deleted"):
+    with pytest.raises(
+        DownloadError,
+        match=r"bad\.pt: checksum mismatch \(expected SHA-256 0{64}, got [0-9a-f]{64}\); the file was deleted",
+    ):
         download_entry(entry)
     assert list(models_dir().iterdir()) == []
 
@@ -210,7 +228,9 @@ def test_404_is_clear(http_server: LoopbackServer) -> None:
 def test_server_that_never_answers_times_out(http_server: LoopbackServer) -> None:
     url = http_server.add("hang.pt", b"", behaviour="hang")
     start = time.monotonic()
-    with pytest.raises(DownloadError, match=r"hang\.pt: no answer from the server within 0\.5 s \(timed out\)"):
+    with pytest.raises(
+        DownloadError, match=r"hang\.pt: no answer from the server within 0\.5 s \(timed out\)"
+    ):
         download(url, models_dir() / "hang.pt", timeout=0.5)
     assert time.monotonic() - start < 5.0
     assert not (models_dir() / "hang.pt").exists()
@@ -252,11 +272,22 @@ def test_only_http_urls() -> None:
 
 def test_shipped_catalog_is_well_formed() -> None:
     entries = {entry.name: entry for entry in load_catalog()}
-    wanted = {"stylegan2-ffhq-1024", "ada-metfaces-1024", "ada-afhqdog-512", "rosinality-ffhq-1024",
-              "pgan-celebahq-256", "pgan-celebahq-512", "vgg16-imagenet"}
+    wanted = {
+        "stylegan2-ffhq-1024",
+        "ada-metfaces-1024",
+        "ada-afhqdog-512",
+        "rosinality-ffhq-1024",
+        "pgan-celebahq-256",
+        "pgan-celebahq-512",
+        "vgg16-imagenet",
+    }
     assert wanted <= set(entries)
     for entry in entries.values():
-        assert entry.url.startswith("https://") and entry.licence and entry.source_page.startswith("https://")
+        assert (
+            entry.url.startswith("https://")
+            and entry.licence
+            and entry.source_page.startswith("https://")
+        )
         assert entry.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", entry.sha256)
         if entry.sha256_prefix:  # torch.hub convention: the prefix is in the file name
             assert f"-{entry.sha256_prefix}." in entry.filename
@@ -278,8 +309,12 @@ def _catalog_file(tmp_path: Path, entries: list[CatalogEntry]) -> Path:
     return path
 
 
-def test_cli_download_and_list(http_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_download_and_list(
+    http_server: LoopbackServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     data = payload(seed=8)
     good = entry_for(http_server.add("tiny.pt", data), data)
     missing = entry_for(f"{http_server.base_url}/gone.pt", data, name="gone", filename="gone.pt")

@@ -81,8 +81,11 @@ def pack_bool(flag: bool) -> bytes:
 
 def pack_tensor(array: np.ndarray) -> bytes:
     shape = tuple(array.shape) + (1,) * (4 - array.ndim)
-    return (pack_int(2) + b"".join(pack_int(d) for d in shape)
-            + np.ascontiguousarray(array, dtype="<f4").tobytes())
+    return (
+        pack_int(2)
+        + b"".join(pack_int(d) for d in shape)
+        + np.ascontiguousarray(array, dtype="<f4").tobytes()
+    )
 
 
 EMPTY = pack_tensor(np.zeros((0, 0, 0, 0), np.float32))
@@ -92,13 +95,24 @@ def pack_alias(shape: tuple[int, ...]) -> bytes:
     return pack_int(1) + b"".join(pack_int(d) for d in shape)
 
 
-def con_record(weight: np.ndarray, bias: np.ndarray, stride: int, pad: int,
-               version: str = "con_4") -> bytes:
+def con_record(
+    weight: np.ndarray, bias: np.ndarray, stride: int, pad: int, version: str = "con_4"
+) -> bytes:
     n, k, nr, nc = weight.shape
     params = np.concatenate([weight.ravel(), bias]).reshape(-1, 1, 1, 1)
-    out = (pack_str(version) + pack_tensor(params) + pack_int(n) + pack_int(nr) + pack_int(nc)
-           + pack_int(stride) * 2 + pack_int(pad) * 2 + pack_alias(weight.shape)
-           + pack_alias((1, n, 1, 1)) + pack_float(1.0) * 3 + pack_float(0.0))
+    out = (
+        pack_str(version)
+        + pack_tensor(params)
+        + pack_int(n)
+        + pack_int(nr)
+        + pack_int(nc)
+        + pack_int(stride) * 2
+        + pack_int(pad) * 2
+        + pack_alias(weight.shape)
+        + pack_alias((1, n, 1, 1))
+        + pack_float(1.0) * 3
+        + pack_float(0.0)
+    )
     if version in ("con_5", "con_6"):
         out += pack_bool(True)
     if version == "con_6":
@@ -108,29 +122,56 @@ def con_record(weight: np.ndarray, bias: np.ndarray, stride: int, pad: int,
 
 def affine_record(gamma: np.ndarray, beta: np.ndarray) -> bytes:
     params = np.concatenate([gamma, beta]).reshape(-1, 1, 1, 1)
-    return (pack_str("affine_2") + pack_tensor(params) + pack_alias((1, len(gamma), 1, 1)) * 2
-            + pack_int(0) + pack_bool(False))
+    return (
+        pack_str("affine_2")
+        + pack_tensor(params)
+        + pack_alias((1, len(gamma), 1, 1)) * 2
+        + pack_int(0)
+        + pack_bool(False)
+    )
 
 
 def pool_record(kind: str, size: int, stride: int, pad: int) -> bytes:
-    return (pack_str(f"{kind}_pool_2") + pack_int(size) * 2 + pack_int(stride) * 2
-            + pack_int(pad) * 2)
+    return (
+        pack_str(f"{kind}_pool_2") + pack_int(size) * 2 + pack_int(stride) * 2 + pack_int(pad) * 2
+    )
 
 
 def fc_no_bias_record(weight: np.ndarray) -> bytes:  # weight [in, out]
     n_in, n_out = weight.shape
-    return (pack_str("fc_2") + pack_int(n_out) + pack_int(n_in)
-            + pack_tensor(weight.reshape(-1, 1, 1, 1)) + pack_alias((n_in, n_out, 1, 1))
-            + pack_alias((0, 0, 0, 0)) + pack_int(1) + pack_float(1.0) * 4)
+    return (
+        pack_str("fc_2")
+        + pack_int(n_out)
+        + pack_int(n_in)
+        + pack_tensor(weight.reshape(-1, 1, 1, 1))
+        + pack_alias((n_in, n_out, 1, 1))
+        + pack_alias((0, 0, 0, 0))
+        + pack_int(1)
+        + pack_float(1.0) * 4
+    )
 
 
 BOOKKEEPING = pack_bool(True) + pack_bool(False) + pack_bool(False) + EMPTY * 3
 MEAN = (122.782, 117.001, 104.298)
 
 # The tiny net, outermost first (like the C++ type).
-TINY_LAYOUT = ("loss_metric", "fc_no_bias", "avg_pool", "max_pool", "relu", "affine",
-               "add_prev2", "avg_pool", "skip1", "tag2", "con", "tag1", "relu", "con",
-               "input_rgb_image_sized")
+TINY_LAYOUT = (
+    "loss_metric",
+    "fc_no_bias",
+    "avg_pool",
+    "max_pool",
+    "relu",
+    "affine",
+    "add_prev2",
+    "avg_pool",
+    "skip1",
+    "tag2",
+    "con",
+    "tag1",
+    "relu",
+    "con",
+    "input_rgb_image_sized",
+)
 
 
 def tiny_weights(seed: int = 0) -> dict[str, np.ndarray]:
@@ -139,17 +180,28 @@ def tiny_weights(seed: int = 0) -> dict[str, np.ndarray]:
     def f32(*shape: int) -> np.ndarray:
         return rng.normal(0.0, 0.5, shape).astype(np.float32)
 
-    return {"wa": f32(4, 3, 3, 3), "ba": f32(4), "wb": f32(6, 4, 3, 3), "bb": f32(6),
-            "gamma": f32(6), "beta": f32(6), "fc": f32(6, 5)}
+    return {
+        "wa": f32(4, 3, 3, 3),
+        "ba": f32(4),
+        "wb": f32(6, 4, 3, 3),
+        "bb": f32(6),
+        "gamma": f32(6),
+        "beta": f32(6),
+        "fc": f32(6, 5),
+    }
 
 
 def tiny_network_bytes(w: dict[str, np.ndarray], size: int = 8) -> bytes:
     """What dlib writes for the tiny net (add_layer v2 records, input-level v2)."""
     head = pack_int(1) + pack_str("loss_metric_2") + pack_float(0.04, 24) + pack_float(0.6, 24)
-    versions = b"".join(pack_int(1 if name[:3] in ("tag", "ski") else 2)
-                        for name in TINY_LAYOUT[1:-1])
-    inner = (pack_str("input_rgb_image_sized") + b"".join(pack_float(m, 24) for m in MEAN)
-             + pack_int(size) * 2)
+    versions = b"".join(
+        pack_int(1 if name[:3] in ("tag", "ski") else 2) for name in TINY_LAYOUT[1:-1]
+    )
+    inner = (
+        pack_str("input_rgb_image_sized")
+        + b"".join(pack_float(m, 24) for m in MEAN)
+        + pack_int(size) * 2
+    )
     details = [  # innermost first; tags and skips write nothing here
         con_record(w["wa"], w["ba"], 1, 1, "con_6") + BOOKKEEPING,
         pack_str("relu_2") + pack_bool(False) + BOOKKEEPING,
@@ -198,7 +250,7 @@ def naive_pool(x: np.ndarray, kind: str, size: int, stride: int, pad: int) -> np
         for r in range(rows):
             for c in range(cols):
                 top, left = r * stride - pad, c * stride - pad
-                window = x[k, max(top, 0):top + wy, max(left, 0):left + wx]
+                window = x[k, max(top, 0) : top + wy, max(left, 0) : left + wx]
                 out[k, r, c] = window.max() if kind == "max" else window.mean()
     return out
 
@@ -228,7 +280,7 @@ def naive_tiny_forward(w: dict[str, np.ndarray], image: np.ndarray) -> np.ndarra
 
 
 def test_float_encoding_matches_dlib_bytes_and_round_trips() -> None:
-    values = [0.04, 1.0, -2.5, 0.0, math.pi, -1e-300, 6.02214076e23, 2.0 ** -1074, 0.1]
+    values = [0.04, 1.0, -2.5, 0.0, math.pi, -1e-300, 6.02214076e23, 2.0**-1074, 0.1]
     # dlib pickles a column vector as -rows, -cols, then its doubles: real dlib-made bytes.
     state = dlib.vector(values).__getstate__()[0]
     ours = pack_int(-len(values)) + pack_int(-1) + b"".join(pack_float(v) for v in values)
@@ -253,7 +305,7 @@ def test_float_encoding_matches_dlib_bytes_and_round_trips() -> None:
 
 
 def test_integer_encoding() -> None:
-    for value in (0, 1, -1, 255, 256, -70000, 2 ** 40 + 3, -(2 ** 62)):
+    for value in (0, 1, -1, 255, 256, -70000, 2**40 + 3, -(2**62)):
         data = pack_int(value)
         assert DlibStream(data).read_int("v") == value
     assert DlibStream(b"\x02\x34\x12").read_uint("v") == 0x1234
@@ -274,20 +326,35 @@ def test_integer_encoding() -> None:
 def test_tiny_network_reads_and_matches_naive_forward() -> None:
     w = tiny_weights()
     net = read_dlib_network_bytes(tiny_network_bytes(w), TINY_LAYOUT)
-    assert net.loss.margin == pytest.approx(0.04) and net.loss.distance_threshold == \
-        pytest.approx(0.6)
+    assert net.loss.margin == pytest.approx(0.04) and net.loss.distance_threshold == pytest.approx(
+        0.6
+    )
     first_conv = net.layers[1]
     assert isinstance(first_conv, Conv) and first_conv.stride == (1, 1)
     np.testing.assert_array_equal(first_conv.weight, w["wa"])
     assert [type(layer).__name__ for layer in net.layers] == [
-        "InputRGB", "Conv", "Relu", "Tag", "Conv", "Tag", "Skip", "Pool", "AddPrev", "Affine",
-        "Relu", "Pool", "Pool", "Fc"]
+        "InputRGB",
+        "Conv",
+        "Relu",
+        "Tag",
+        "Conv",
+        "Tag",
+        "Skip",
+        "Pool",
+        "AddPrev",
+        "Affine",
+        "Relu",
+        "Pool",
+        "Pool",
+        "Fc",
+    ]
     assert net.layers[8] == AddPrev(2)
     assert net.layers[-2] == Pool("avg", (0, 0), (1, 1), (0, 0))
 
     model = FaceIdentity(network=net)
-    images = torch.from_numpy(np.random.default_rng(1).uniform(0, 255, (2, 3, 8, 8))
-                              .astype(np.float32))
+    images = torch.from_numpy(
+        np.random.default_rng(1).uniform(0, 255, (2, 3, 8, 8)).astype(np.float32)
+    )
     ours = model.embed(images).double().numpy()
     for i in range(2):
         expected = naive_tiny_forward(w, images[i].double().numpy())
@@ -313,8 +380,9 @@ def test_dlib_add_pads_with_zeros_by_hand() -> None:
     a = torch.ones(1, 1, 2, 2)
     b = torch.full((1, 2, 1, 3), 2.0)
     out = dlib_add(a, b)
-    expected = torch.tensor([[[[3.0, 3.0, 2.0], [1.0, 1.0, 0.0]],
-                              [[2.0, 2.0, 2.0], [0.0, 0.0, 0.0]]]])
+    expected = torch.tensor(
+        [[[[3.0, 3.0, 2.0], [1.0, 1.0, 0.0]], [[2.0, 2.0, 2.0], [0.0, 0.0, 0.0]]]]
+    )
     assert torch.equal(out, expected)
     assert torch.equal(dlib_add(b, a), expected)
 
@@ -332,8 +400,9 @@ def test_dlib_pool_clips_windows_by_hand() -> None:
     assert torch.equal(mx[0, 0], torch.tensor([[-1.0, -2.0], [-4.0, -5.0]]))
     # Strided, unpadded, odd input: 1 + (5 - 2) // 2 = 2 outputs, the last row/column unused.
     y = torch.arange(25.0).reshape(1, 1, 5, 5)
-    assert torch.equal(dlib_pool(y, "avg", (2, 2), (2, 2), (0, 0))[0, 0],
-                       torch.tensor([[3.0, 5.0], [13.0, 15.0]]))
+    assert torch.equal(
+        dlib_pool(y, "avg", (2, 2), (2, 2), (0, 0))[0, 0], torch.tensor([[3.0, 5.0], [13.0, 15.0]])
+    )
     assert torch.equal(dlib_pool(y, "avg", (0, 0), (1, 1), (0, 0)).flatten(), torch.tensor([12.0]))
 
 
@@ -403,8 +472,9 @@ def test_descriptors_match_dlib_on_synthetic_chips(face_model, dlib_model) -> No
 
 @pytest.mark.needs_shared
 def test_descriptors_match_dlib_on_real_faces(face_model, dlib_model, real_faces) -> None:
-    chips = np.stack([dlib.get_face_chip(image, shape, size=150, padding=0.25)
-                      for _, image, shape in real_faces])
+    chips = np.stack(
+        [dlib.get_face_chip(image, shape, size=150, padding=0.25) for _, image, shape in real_faces]
+    )
     expected = np.array([np.array(d) for d in dlib_model.compute_face_descriptor(list(chips))])
     with torch.no_grad():
         ours = face_model.embed(chips_to_tensor(chips)).numpy()
@@ -424,8 +494,11 @@ def transform_from_dlib(details, size: int = 150) -> np.ndarray:
     def rot(x: float, y: float) -> np.ndarray:
         return np.array([c * (x - cx) - s * (y - cy) + cx, s * (x - cx) + c * (y - cy) + cy])
 
-    tl, tr, bl = rot(rect.left(), rect.top()), rot(rect.right(), rect.top()), \
-        rot(rect.left(), rect.bottom())
+    tl, tr, bl = (
+        rot(rect.left(), rect.top()),
+        rot(rect.right(), rect.top()),
+        rot(rect.left(), rect.bottom()),
+    )
     return np.stack([(tr - tl) / (size - 1), (bl - tl) / (size - 1), tl], axis=1)
 
 

@@ -49,10 +49,20 @@ def test_native_fp16_storage_loads_as_float32(tmp_path: Path) -> None:
     assert torch.equal(weight, generator.state_dict()["conv1.conv.weight"].half().float())
 
 
-@pytest.mark.parametrize(("size", "multiplier", "n_mlp", "style_dim"), [(32, 1, 2, 64), (64, 2, 3, 32)])
-def test_rosinality_checkpoint_infers_architecture(tmp_path: Path, size: int, multiplier: int, n_mlp: int, style_dim: int) -> None:
+@pytest.mark.parametrize(
+    ("size", "multiplier", "n_mlp", "style_dim"), [(32, 1, 2, 64), (64, 2, 3, 32)]
+)
+def test_rosinality_checkpoint_infers_architecture(
+    tmp_path: Path, size: int, multiplier: int, n_mlp: int, style_dim: int
+) -> None:
     torch.manual_seed(0)
-    original = StyleGAN2Generator(size, rosinality_channels(size, multiplier), z_dim=style_dim, w_dim=style_dim, mapping_layers=n_mlp)
+    original = StyleGAN2Generator(
+        size,
+        rosinality_channels(size, multiplier),
+        z_dim=style_dim,
+        w_dim=style_dim,
+        mapping_layers=n_mlp,
+    )
     latent_avg = torch.randn(style_dim)
     path = tmp_path / "converted.pt"
     torch.save({"g_ema": rosinality_state(original), "latent_avg": latent_avg}, path)
@@ -71,8 +81,18 @@ def test_rosinality_training_snapshot_with_namespace(tmp_path: Path) -> None:
     generator = make_tiny_stylegan2()
     state = rosinality_state(generator)
     path = tmp_path / "040000.pt"
-    torch.save({"g": state, "d": {"convs.0.0.weight": torch.zeros(1)}, "g_ema": state,
-                "g_optim": {}, "d_optim": {}, "args": argparse.Namespace(size=16, batch=4), "ada_aug_p": 0.0}, path)
+    torch.save(
+        {
+            "g": state,
+            "d": {"convs.0.0.weight": torch.zeros(1)},
+            "g_ema": state,
+            "g_optim": {},
+            "d_optim": {},
+            "args": argparse.Namespace(size=16, batch=4),
+            "ada_aug_p": 0.0,
+        },
+        path,
+    )
     loaded = models.load_generator(path, device="cpu")
     # no latent_avg in training snapshots: w_avg is estimated from the mapping network
     z = torch.randn(20000, generator.z_dim, generator=torch.Generator().manual_seed(5))
@@ -82,12 +102,18 @@ def test_rosinality_training_snapshot_with_namespace(tmp_path: Path) -> None:
 
 def test_old_conversion_without_buffers_loads(tmp_path: Path) -> None:
     generator = make_tiny_stylegan2()
-    state = {k: v for k, v in rosinality_state(generator).items() if not k.endswith(".kernel") and not k.startswith("noises.")}
+    state = {
+        k: v
+        for k, v in rosinality_state(generator).items()
+        if not k.endswith(".kernel") and not k.startswith("noises.")
+    }
     path = tmp_path / "old.pt"
     torch.save({"g_ema": state, "latent_avg": generator.w_avg}, path)
     loaded = models.load_generator(path, device="cpu")
     ws = generator.broadcast(generator.w_avg[None])
-    assert torch.allclose(loaded.synthesis(ws, noise_mode="none"), generator.synthesis(ws, noise_mode="none"))
+    assert torch.allclose(
+        loaded.synthesis(ws, noise_mode="none"), generator.synthesis(ws, noise_mode="none")
+    )
 
 
 def test_format_is_detected_from_content_not_extension(tmp_path: Path) -> None:
@@ -96,7 +122,10 @@ def test_format_is_detected_from_content_not_extension(tmp_path: Path) -> None:
     disguised = tmp_path / "model.pt"
     native.rename(disguised)
     assert sniff_container(disguised) is Container.SAFETENSORS
-    assert models.load_generator(disguised, device="cpu").source.format_name == "latentstudio safetensors"
+    assert (
+        models.load_generator(disguised, device="cpu").source.format_name
+        == "latentstudio safetensors"
+    )
     torch_file = tmp_path / "weights.bin"
     torch.save({"g_ema": rosinality_state(generator)}, torch_file)
     assert sniff_container(torch_file) is Container.TORCH_ZIP
@@ -190,7 +219,13 @@ def test_inspect_reports_the_facts(tmp_path: Path) -> None:
     path = tmp_path / "tiny.pt"
     torch.save({"g_ema": rosinality_state(generator), "latent_avg": generator.w_avg}, path)
     info = models.inspect_checkpoint(path)
-    assert (info.kind, info.resolution, info.z_dim, info.w_dim, info.num_ws) == ("stylegan2", 16, 32, 32, 6)
+    assert (info.kind, info.resolution, info.z_dim, info.w_dim, info.num_ws) == (
+        "stylegan2",
+        16,
+        32,
+        32,
+        6,
+    )
     assert info.num_parameters == sum(p.numel() for p in generator.parameters())
     text = "\n".join(info.lines())
     assert "rosinality .pt (zip-based torch file)" in text

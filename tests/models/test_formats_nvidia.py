@@ -27,8 +27,13 @@ def _labels(c_dim: int, batch: int) -> torch.Tensor | None:
     return torch.nn.functional.one_hot(torch.arange(batch) % c_dim, c_dim).float()
 
 
-def _assert_matches_naive(path: Path, reference: torch.nn.Module, architecture: str,
-                          conv_clamp: float | None, c_dim: int = 0) -> StyleGAN2Generator:
+def _assert_matches_naive(
+    path: Path,
+    reference: torch.nn.Module,
+    architecture: str,
+    conv_clamp: float | None,
+    c_dim: int = 0,
+) -> StyleGAN2Generator:
     loaded = models.load_generator(path, device="cpu")
     assert isinstance(loaded, StyleGAN2Generator)
     state = nv.flat_state(reference)
@@ -64,8 +69,12 @@ def _assert_matches_naive(path: Path, reference: torch.nn.Module, architecture: 
 def test_ada_pickle_matches_nvidia_forward(tmp_path: Path, options: dict[str, Any]) -> None:
     g_ema = nv.make_generator(**options, seed=1)
     g = nv.make_generator(**options, seed=2)  # the non-averaged G must not be picked
-    path = nv.write_snapshot(tmp_path / "network-snapshot.pkl", G=g, D=nv.make_discriminator(), G_ema=g_ema)
-    loaded = _assert_matches_naive(path, g_ema, options["architecture"], options.get("conv_clamp"), options.get("c_dim", 0))
+    path = nv.write_snapshot(
+        tmp_path / "network-snapshot.pkl", G=g, D=nv.make_discriminator(), G_ema=g_ema
+    )
+    loaded = _assert_matches_naive(
+        path, g_ema, options["architecture"], options.get("conv_clamp"), options.get("c_dim", 0)
+    )
     assert loaded.source is not None and loaded.source.detail.startswith("G_ema")
     assert loaded.c_dim == options.get("c_dim", 0)
 
@@ -75,14 +84,18 @@ def test_conv_clamp_is_engaged_in_the_clamp_case(tmp_path: Path) -> None:
     g_ema = nv.make_generator(architecture="orig", conv_clamp=0.5, seed=1)
     state = nv.flat_state(g_ema)
     ws = torch.randn(1, g_ema.num_ws, 32)
-    assert not torch.allclose(nv.naive_synthesis(state, ws, "orig", 0.5), nv.naive_synthesis(state, ws, "orig", None))
+    assert not torch.allclose(
+        nv.naive_synthesis(state, ws, "orig", 0.5), nv.naive_synthesis(state, ws, "orig", None)
+    )
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_old_protocols_and_numpy1_names(tmp_path: Path, protocol: int) -> None:
     """Files written by Python 3.7 / numpy 1.x: text GLOBALs, numpy.core.multiarray.scalar, sets."""
     g_ema = nv.make_generator(conv_clamp=256.0, seed=3)
-    path = nv.write_snapshot(tmp_path / "old.pkl", G=g_ema, D=None, G_ema=g_ema, protocol=protocol, numpy1_names=True)
+    path = nv.write_snapshot(
+        tmp_path / "old.pkl", G=g_ema, D=None, G_ema=g_ema, protocol=protocol, numpy1_names=True
+    )
     assert b"numpy.core.multiarray\nscalar" in path.read_bytes()
     _assert_matches_naive(path, g_ema, "skip", 256.0)
 
@@ -118,7 +131,9 @@ def test_native_format_round_trips_nvidia_variants(tmp_path: Path) -> None:
 
 
 def test_info_reports_the_pickle_format(tmp_path: Path) -> None:
-    path = nv.write_snapshot(tmp_path / "n.pkl", G_ema=nv.make_generator(conv_clamp=256.0, num_fp16_res=2))
+    path = nv.write_snapshot(
+        tmp_path / "n.pkl", G_ema=nv.make_generator(conv_clamp=256.0, num_fp16_res=2)
+    )
     info = models.inspect_checkpoint(path)
     assert info.format_name == "NVIDIA network pickle" and str(info.container) == "pickle"
     assert "conv_clamp 256" in info.detail and "fp16" in info.detail
@@ -149,17 +164,21 @@ def _payloads(marker: Path) -> dict[str, tuple[Any, Any]]:
     }
 
 
-@pytest.mark.parametrize("kind", ["os.system", "subprocess.Popen", "builtins.exec", "builtins.eval"])
+@pytest.mark.parametrize(
+    "kind", ["os.system", "subprocess.Popen", "builtins.exec", "builtins.eval"]
+)
 def test_reduce_payloads_are_refused_and_not_run(tmp_path: Path, kind: str) -> None:
     marker = tmp_path / f"{kind}_ran"
     function, argument = _payloads(marker)[kind]
     data = nv.dumps_reduce_payload(function, argument)
-    pickle.loads(data)  # control: the standard unpickler runs it  # noqa: S301
+    pickle.loads(data)  # control: the standard unpickler runs it
     assert marker.exists()
     marker.unlink()
     path = tmp_path / "evil.pkl"
     path.write_bytes(data)
-    with pytest.raises(CheckpointError, match=r"evil\.pkl: unsafe or unsupported pickle.*nothing from it was run") as info:
+    with pytest.raises(
+        CheckpointError, match=r"evil\.pkl: unsafe or unsupported pickle.*nothing from it was run"
+    ) as info:
         models.load_generator(path)
     assert function.__name__ in str(info.value)
     with pytest.raises(CheckpointError, match="unsafe"):
@@ -175,8 +194,12 @@ def test_payload_hidden_beside_a_valid_network_is_refused(tmp_path: Path) -> Non
             return (os.system, (f"touch {marker}",))
 
     path = tmp_path / "mixed.pkl"
-    path.write_bytes(nv.pickle_bytes({"G_ema": nv.make_generator(), "training_set_kwargs": {"hook": Evil()}}))
-    with pytest.raises(CheckpointError, match=r"mixed\.pkl: unsafe or unsupported pickle: it asks for \w+\.system"):
+    path.write_bytes(
+        nv.pickle_bytes({"G_ema": nv.make_generator(), "training_set_kwargs": {"hook": Evil()}})
+    )
+    with pytest.raises(
+        CheckpointError, match=r"mixed\.pkl: unsafe or unsupported pickle: it asks for \w+\.system"
+    ):
         models.load_generator(path)
     assert not marker.exists()
 
@@ -195,7 +218,7 @@ class _SG3Synthesis(nv.Persistent):
     def __init__(self) -> None:
         super().__init__()
         self.input = _Input()
-        setattr(self, "L0_36_8", nv.ToRGBLayer(8, 8, 8))
+        self.L0_36_8 = nv.ToRGBLayer(8, 8, 8)
 
 
 class _SG3Generator(nv.Persistent):
@@ -210,7 +233,9 @@ _SG3Generator.__name__ = "Generator"
 
 def test_stylegan3_is_refused_clearly(tmp_path: Path) -> None:
     path = nv.write_snapshot(tmp_path / "stylegan3-t.pkl", G_ema=_SG3Generator())
-    with pytest.raises(CheckpointError, match=r"stylegan3-t\.pkl: StyleGAN3 generators are not supported"):
+    with pytest.raises(
+        CheckpointError, match=r"stylegan3-t\.pkl: StyleGAN3 generators are not supported"
+    ):
         models.load_generator(path)
 
 
@@ -232,7 +257,9 @@ def test_truncated_pickle(tmp_path: Path) -> None:
 def test_unrelated_pickle(tmp_path: Path) -> None:
     path = tmp_path / "directions.pkl"
     path.write_bytes(pickle.dumps({"direction": [[0.0]], "name": ["smile"]}))
-    with pytest.raises(CheckpointError, match=r"directions\.pkl: a pickle that is not a network checkpoint"):
+    with pytest.raises(
+        CheckpointError, match=r"directions\.pkl: a pickle that is not a network checkpoint"
+    ):
         models.load_generator(path)
 
 
@@ -248,7 +275,9 @@ def test_tf_stylegan2_pickle_converts(tmp_path: Path) -> None:
 
 
 def test_tf_progan_and_stylegan1_are_named(tmp_path: Path) -> None:
-    progan = nv.tf_state("G_paper", [("4x4/Dense/weight", torch.zeros(2, 2).numpy())], {}, "G_paper", {})
+    progan = nv.tf_state(
+        "G_paper", [("4x4/Dense/weight", torch.zeros(2, 2).numpy())], {}, "G_paper", {}
+    )
     path = tmp_path / "karras2018iclr-celebahq-1024x1024.pkl"
     path.write_bytes(nv.tf_pickle_bytes((progan, progan, progan), module="tfutil"))
     with pytest.raises(CheckpointError, match="TensorFlow ProGAN pickle"):
@@ -258,7 +287,9 @@ def test_tf_progan_and_stylegan1_are_named(tmp_path: Path) -> None:
     stylegan1 = nv.tf_state("G", [], {"synthesis": synthesis, "mapping": synthesis}, "G_style", {})
     path = tmp_path / "karras2019stylegan-ffhq-1024x1024.pkl"
     path.write_bytes(nv.tf_pickle_bytes((stylegan1, stylegan1, stylegan1)))
-    with pytest.raises(CheckpointError, match=r"unsupported network \(G_synthesis\).*not StyleGAN1"):
+    with pytest.raises(
+        CheckpointError, match=r"unsupported network \(G_synthesis\).*not StyleGAN1"
+    ):
         models.load_generator(path)
 
 
@@ -273,11 +304,17 @@ def test_ada_discriminator_converts_to_rosinality_layout(tmp_path: Path, resolut
     assert isinstance(loaded, models.StyleGAN2Discriminator) and loaded.resolution == resolution
     torch.manual_seed(3)
     images = torch.rand(4, 3, resolution, resolution) * 2 - 1
-    torch.testing.assert_close(loaded(images), nv.naive_discriminator(nv.flat_state(d), images), atol=TOL, rtol=0)
+    torch.testing.assert_close(
+        loaded(images), nv.naive_discriminator(nv.flat_state(d), images), atol=TOL, rtol=0
+    )
 
 
-def test_conditional_discriminator_gives_none(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = nv.write_snapshot(tmp_path / "cifar.pkl", G_ema=nv.make_generator(c_dim=2), D=nv.make_discriminator(c_dim=2))
+def test_conditional_discriminator_gives_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = nv.write_snapshot(
+        tmp_path / "cifar.pkl", G_ema=nv.make_generator(c_dim=2), D=nv.make_discriminator(c_dim=2)
+    )
     with caplog.at_level("INFO"):
         assert models.load_discriminator(path) is None
     assert "class-conditional" in caplog.text

@@ -41,26 +41,57 @@ def zoo_names() -> Iterator[None]:
                 sys.modules[name] = module
 
 
-def zoo_config(depths: list[int], z_dim: int, alpha: float = 0.0, loss: str = "WGANGP") -> BaseConfig:
+def zoo_config(
+    depths: list[int], z_dim: int, alpha: float = 0.0, loss: str = "WGANGP"
+) -> BaseConfig:
     """The attributes ``ProgressiveGAN``/``BaseGAN`` put in ``self.config``."""
     config = BaseConfig()
     config.__dict__.update(
-        depthScale0=depths[0], initBiasToZero=True, leakyReluLeak=0.2, depthOtherScales=list(depths[1:]),
-        perChannelNormalization=True, alpha=alpha, miniBatchStdDev=True, equalizedlR=True,
-        noiseVectorDim=z_dim, dimOutput=3, learningRate=0.001, attribKeysOrder=None, categoryVectorDim=0,
-        weightConditionG=0.0, weightConditionD=0.0, GDPP=False, latentVectorDim=z_dim,
-        lossCriterion=loss, lambdaGP=10.0, epsilonD=0.001, logisticGradReal=0.0,
+        depthScale0=depths[0],
+        initBiasToZero=True,
+        leakyReluLeak=0.2,
+        depthOtherScales=list(depths[1:]),
+        perChannelNormalization=True,
+        alpha=alpha,
+        miniBatchStdDev=True,
+        equalizedlR=True,
+        noiseVectorDim=z_dim,
+        dimOutput=3,
+        learningRate=0.001,
+        attribKeysOrder=None,
+        categoryVectorDim=0,
+        weightConditionG=0.0,
+        weightConditionD=0.0,
+        GDPP=False,
+        latentVectorDim=z_dim,
+        lossCriterion=loss,
+        lambdaGP=10.0,
+        epsilonD=0.001,
+        logisticGradReal=0.0,
     )
     return config
 
 
 def fake_netd(depth0: int) -> dict[str, torch.Tensor]:
-    return {"fromRGBLayers.0.module.weight": torch.randn(depth0, 3, 1, 1), "decisionLayer.module.weight": torch.randn(1, depth0)}
+    return {
+        "fromRGBLayers.0.module.weight": torch.randn(depth0, 3, 1, 1),
+        "decisionLayer.module.weight": torch.randn(1, depth0),
+    }
 
 
-def write_pgan(path: Path, avg: ProGANGenerator | None, net: ProGANGenerator | None, *, loss: str = "WGANGP",
-               legacy: bool = False, strip_module: bool = False, prefix: str = "", extra: dict | None = None,
-               config_changes: dict | None = None, drop: str | None = None) -> Path:
+def write_pgan(
+    path: Path,
+    avg: ProGANGenerator | None,
+    net: ProGANGenerator | None,
+    *,
+    loss: str = "WGANGP",
+    legacy: bool = False,
+    strip_module: bool = False,
+    prefix: str = "",
+    extra: dict | None = None,
+    config_changes: dict | None = None,
+    drop: str | None = None,
+) -> Path:
     """``torch.save`` the dict ``BaseGAN.getStateDict`` builds."""
     reference = avg or net
     assert reference is not None
@@ -89,14 +120,27 @@ def write_pgan(path: Path, avg: ProGANGenerator | None, net: ProGANGenerator | N
     return path
 
 
-@pytest.mark.parametrize(("legacy", "strip_module", "prefix"), [(False, False, ""), (True, False, ""),
-                                                               (False, True, ""), (True, True, "module.")])
-def test_pgan_checkpoint_prefers_avgg_and_matches_reference(tmp_path: Path, legacy: bool, strip_module: bool, prefix: str) -> None:
+@pytest.mark.parametrize(
+    ("legacy", "strip_module", "prefix"),
+    [(False, False, ""), (True, False, ""), (False, True, ""), (True, True, "module.")],
+)
+def test_pgan_checkpoint_prefers_avgg_and_matches_reference(
+    tmp_path: Path, legacy: bool, strip_module: bool, prefix: str
+) -> None:
     avg = random_progan([32, 16, 16], seed=1)
     net = random_progan([32, 16, 16], seed=2)
-    path = write_pgan(tmp_path / "celebaHQ_s2_i80000.pth", avg, net, legacy=legacy, strip_module=strip_module, prefix=prefix)
+    path = write_pgan(
+        tmp_path / "celebaHQ_s2_i80000.pth",
+        avg,
+        net,
+        legacy=legacy,
+        strip_module=strip_module,
+        prefix=prefix,
+    )
     loaded = models.load_generator(path, device="cpu")
-    assert isinstance(loaded, ProGANGenerator) and loaded.kind == "progan" and loaded.resolution == 16
+    assert (
+        isinstance(loaded, ProGANGenerator) and loaded.kind == "progan" and loaded.resolution == 16
+    )
     z = torch.randn(3, 16)
     torch.testing.assert_close(loaded(z), naive_progan(avg.state_dict(), z), atol=1e-5, rtol=0)
     assert loaded.source.detail.startswith("avgG")
@@ -120,7 +164,9 @@ def test_netg_only_and_fade_and_tanh_from_config(tmp_path: Path) -> None:
     assert loaded.architecture()["alpha"] == pytest.approx(0.3)
     assert loaded.architecture()["output_activation"] == "tanh"
     z = torch.randn(2, 16)
-    torch.testing.assert_close(loaded(z), naive_progan(net.state_dict(), z, alpha=0.3, tanh=True), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        loaded(z), naive_progan(net.state_dict(), z, alpha=0.3, tanh=True), atol=1e-5, rtol=0
+    )
     assert loaded.source.detail.startswith("netG")
 
 
@@ -134,14 +180,25 @@ def test_discriminator_only_pgan_file(tmp_path: Path) -> None:
 
 
 def test_config_contradicting_tensors(tmp_path: Path) -> None:
-    path = write_pgan(tmp_path / "odd.pth", random_progan([32, 16]), None, config_changes={"depthOtherScales": [8]})
-    with pytest.raises(CheckpointError, match=r"odd\.pth: the config's scale depths \[32, 8\] do not match"):
+    path = write_pgan(
+        tmp_path / "odd.pth",
+        random_progan([32, 16]),
+        None,
+        config_changes={"depthOtherScales": [8]},
+    )
+    with pytest.raises(
+        CheckpointError, match=r"odd\.pth: the config's scale depths \[32, 8\] do not match"
+    ):
         models.load_generator(path)
 
 
 def test_missing_tensor_is_named(tmp_path: Path) -> None:
-    path = write_pgan(tmp_path / "cut.pth", random_progan([32, 16]), None, drop="toRGBLayers.1.module.weight")
-    with pytest.raises(CheckpointError, match=r"cut\.pth: missing tensors toRGBLayers\.1\.module\.weight"):
+    path = write_pgan(
+        tmp_path / "cut.pth", random_progan([32, 16]), None, drop="toRGBLayers.1.module.weight"
+    )
+    with pytest.raises(
+        CheckpointError, match=r"cut\.pth: missing tensors toRGBLayers\.1\.module\.weight"
+    ):
         models.load_generator(path)
 
 

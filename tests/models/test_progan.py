@@ -13,8 +13,14 @@ import models
 from models.progan import DEFAULT_DEPTHS, ProGANGenerator
 
 
-def naive_progan(state: dict[str, torch.Tensor], z: torch.Tensor, alpha: float = 0.0,
-                 slope: float = 0.2, tanh: bool = False, last_scale: int | None = None) -> torch.Tensor:
+def naive_progan(
+    state: dict[str, torch.Tensor],
+    z: torch.Tensor,
+    alpha: float = 0.0,
+    slope: float = 0.2,
+    tanh: bool = False,
+    last_scale: int | None = None,
+) -> torch.Tensor:
     """pytorch_GAN_zoo's GNet forward from its definitions, one sample at a time.
 
     ``state`` uses the zoo's key names; every layer's output (bias included) is scaled by
@@ -30,7 +36,9 @@ def naive_progan(state: dict[str, torch.Tensor], z: torch.Tensor, alpha: float =
     def conv(prefix: str, x: torch.Tensor) -> torch.Tensor:
         weight, bias = state[f"{prefix}.module.weight"], state[f"{prefix}.module.bias"]
         gain = math.sqrt(2.0 / weight[0].numel())
-        return (F.conv2d(x[None], weight, padding=weight.shape[-1] // 2)[0] + bias.view(-1, 1, 1)) * gain
+        return (
+            F.conv2d(x[None], weight, padding=weight.shape[-1] // 2)[0] + bias.view(-1, 1, 1)
+        ) * gain
 
     def upscale(x: torch.Tensor) -> torch.Tensor:
         return x.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
@@ -42,7 +50,9 @@ def naive_progan(state: dict[str, torch.Tensor], z: torch.Tensor, alpha: float =
     images = []
     for sample in z:
         weight, bias = state["formatLayer.module.weight"], state["formatLayer.module.bias"]
-        x = (weight @ (sample / torch.sqrt((sample * sample).mean() + 1e-8)) + bias) * math.sqrt(2.0 / weight.shape[1])
+        x = (weight @ (sample / torch.sqrt((sample * sample).mean() + 1e-8)) + bias) * math.sqrt(
+            2.0 / weight.shape[1]
+        )
         x = norm(lrelu(x).view(-1, 4, 4))
         x = norm(lrelu(conv("groupScale0.0", x)))
         previous = None
@@ -69,8 +79,15 @@ def random_progan(depths: list[int], z_dim: int = 16, seed: int = 0, **options) 
     return generator.eval().requires_grad_(False)
 
 
-@pytest.mark.parametrize(("depths", "alpha", "tanh"), [([32], 0.0, False), ([32, 16, 16], 0.0, False),
-                                                        ([32, 16, 8], 0.4, False), ([16, 16], 0.0, True)])
+@pytest.mark.parametrize(
+    ("depths", "alpha", "tanh"),
+    [
+        ([32], 0.0, False),
+        ([32, 16, 16], 0.0, False),
+        ([32, 16, 8], 0.4, False),
+        ([16, 16], 0.0, True),
+    ],
+)
 def test_forward_matches_naive_reference(depths: list[int], alpha: float, tanh: bool) -> None:
     generator = random_progan(depths, alpha=alpha, output_activation="tanh" if tanh else None)
     z = torch.randn(3, 16)
@@ -85,25 +102,39 @@ def test_layout_matches_the_zoo_key_table() -> None:
     shapes = {k: tuple(v.shape) for k, v in generator.state_dict().items()}
     assert shapes == {
         "w_avg": (8,),
-        "formatLayer.module.weight": (16 * 32, 8), "formatLayer.module.bias": (16 * 32,),
-        "groupScale0.0.module.weight": (32, 32, 3, 3), "groupScale0.0.module.bias": (32,),
-        "scaleLayers.0.0.module.weight": (16, 32, 3, 3), "scaleLayers.0.0.module.bias": (16,),
-        "scaleLayers.0.1.module.weight": (16, 16, 3, 3), "scaleLayers.0.1.module.bias": (16,),
-        "toRGBLayers.0.module.weight": (3, 32, 1, 1), "toRGBLayers.0.module.bias": (3,),
-        "toRGBLayers.1.module.weight": (3, 16, 1, 1), "toRGBLayers.1.module.bias": (3,),
+        "formatLayer.module.weight": (16 * 32, 8),
+        "formatLayer.module.bias": (16 * 32,),
+        "groupScale0.0.module.weight": (32, 32, 3, 3),
+        "groupScale0.0.module.bias": (32,),
+        "scaleLayers.0.0.module.weight": (16, 32, 3, 3),
+        "scaleLayers.0.0.module.bias": (16,),
+        "scaleLayers.0.1.module.weight": (16, 16, 3, 3),
+        "scaleLayers.0.1.module.bias": (16,),
+        "toRGBLayers.0.module.weight": (3, 32, 1, 1),
+        "toRGBLayers.0.module.bias": (3,),
+        "toRGBLayers.1.module.weight": (3, 16, 1, 1),
+        "toRGBLayers.1.module.bias": (3,),
     }
 
 
 def test_facade_contract() -> None:
     generator = random_progan([32, 16])
-    assert (generator.kind, generator.num_ws, generator.w_dim, generator.z_dim, generator.c_dim) == ("progan", 1, 16, 16, 0)
+    assert (
+        generator.kind,
+        generator.num_ws,
+        generator.w_dim,
+        generator.z_dim,
+        generator.c_dim,
+    ) == ("progan", 1, 16, 16, 0)
     z = torch.randn(2, 16)
     assert torch.equal(generator.mapping(z), z)  # z is the editable latent
     assert torch.equal(generator.w_avg, torch.zeros(16))
     torch.testing.assert_close(generator.mapping(z, truncation_psi=0.5), 0.5 * z)
     ws = generator.broadcast(z)
     assert ws.shape == (2, 1, 16)
-    assert torch.equal(generator.synthesis(ws, noise_mode="random"), generator.synthesis(ws, noise_mode="const"))
+    assert torch.equal(
+        generator.synthesis(ws, noise_mode="random"), generator.synthesis(ws, noise_mode="const")
+    )
     with pytest.raises(ValueError, match="class label"):
         generator.mapping(z, c=torch.ones(2, 1))
     with pytest.raises(ValueError, match=r"ws must have shape \[N, 1, 16\]"):
@@ -115,7 +146,9 @@ def test_max_resolution_previews_through_the_lower_torgb() -> None:
     z = torch.randn(2, 16)
     preview = generator.synthesis(generator.broadcast(z), max_resolution=8)
     assert preview.shape == (2, 3, 8, 8)
-    torch.testing.assert_close(preview, naive_progan(generator.state_dict(), z, last_scale=1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        preview, naive_progan(generator.state_dict(), z, last_scale=1), atol=1e-5, rtol=0
+    )
     with pytest.raises(ValueError, match="max_resolution"):
         generator.synthesis(generator.broadcast(z), max_resolution=12)
 
@@ -127,9 +160,13 @@ def test_grow_and_fade_for_training() -> None:
     generator.grow(16)
     assert (generator.resolution, generator.depth, generator.alpha) == (8, 1, 1.0)
     # alpha = 1: the new scale is invisible, the image is the old one upsampled.
-    torch.testing.assert_close(generator(z), before.repeat_interleave(2, 2).repeat_interleave(2, 3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        generator(z), before.repeat_interleave(2, 2).repeat_interleave(2, 3), atol=1e-6, rtol=0
+    )
     generator.set_alpha(0.0)
-    torch.testing.assert_close(generator(z), naive_progan(generator.state_dict(), z), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        generator(z), naive_progan(generator.state_dict(), z), atol=1e-5, rtol=0
+    )
     new = generator.scaleLayers[0][0].module
     assert torch.count_nonzero(new.bias) == 0 and abs(float(new.weight.detach().std()) - 1.0) < 0.2
     with pytest.raises(ValueError, match="alpha"):

@@ -30,7 +30,9 @@ def test_make_kernel_is_normalised_outer_product() -> None:
     assert torch.allclose(kernel, expected)
 
 
-@pytest.mark.parametrize(("up", "down", "pad"), [(1, 1, (1, 1)), (2, 1, (2, 1)), (1, 2, (2, 2)), (2, 1, (-1, 0))])
+@pytest.mark.parametrize(
+    ("up", "down", "pad"), [(1, 1, (1, 1)), (2, 1, (2, 1)), (1, 2, (2, 2)), (2, 1, (-1, 0))]
+)
 def test_upfirdn2d_matches_definition(up: int, down: int, pad: tuple[int, int]) -> None:
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(2, 3, 7, 7, generator=generator)
@@ -55,7 +57,14 @@ def test_modulated_conv_matches_per_sample_conv(demodulate: bool) -> None:
     w = torch.randn(3, 8)
     got = layer(x, w)
     for n in range(3):
-        style = ref.affine({"m.modulation.weight": layer.modulation.weight, "m.modulation.bias": layer.modulation.bias}, "m", w[n])
+        style = ref.affine(
+            {
+                "m.modulation.weight": layer.modulation.weight,
+                "m.modulation.bias": layer.modulation.bias,
+            },
+            "m",
+            w[n],
+        )
         kernel = ref.modulated_kernel(layer.weight[0], style, demodulate)
         want = F.conv2d(x[n : n + 1], kernel, padding=1)
         assert torch.allclose(got[n : n + 1], want, atol=ATOL)
@@ -68,9 +77,13 @@ def test_upsampling_modulated_conv_matches_zero_insertion_definition() -> None:
     w = torch.randn(2, 8)
     got = layer(x, w)
     assert got.shape == (2, 3, 10, 10)
-    state = {"c.conv.weight": layer.weight, "c.conv.modulation.weight": layer.modulation.weight,
-             "c.conv.modulation.bias": layer.modulation.bias, "c.noise.weight": torch.zeros(1),
-             "c.activate.bias": torch.zeros(3)}
+    state = {
+        "c.conv.weight": layer.weight,
+        "c.conv.modulation.weight": layer.modulation.weight,
+        "c.conv.modulation.bias": layer.modulation.bias,
+        "c.noise.weight": torch.zeros(1),
+        "c.activate.bias": torch.zeros(3),
+    }
     for n in range(2):
         # the reference adds bias + lrelu; undo that on a copy to compare the conv alone
         with_act = ref.styled_conv(state, "c", x[n], w[n], None, up=True)
@@ -78,10 +91,20 @@ def test_upsampling_modulated_conv_matches_zero_insertion_definition() -> None:
         assert torch.allclose(act, with_act, atol=ATOL)
 
 
-@pytest.mark.parametrize(("resolution", "base", "cap", "z_dim", "layers"), [(16, 256, 32, 32, 2), (32, 512, 64, 48, 3)])
-def test_generator_matches_naive_reference(resolution: int, base: int, cap: int, z_dim: int, layers: int) -> None:
+@pytest.mark.parametrize(
+    ("resolution", "base", "cap", "z_dim", "layers"), [(16, 256, 32, 32, 2), (32, 512, 64, 48, 3)]
+)
+def test_generator_matches_naive_reference(
+    resolution: int, base: int, cap: int, z_dim: int, layers: int
+) -> None:
     torch.manual_seed(3)
-    generator = StyleGAN2Generator(resolution, channels_from_base(resolution, base, cap), z_dim=z_dim, w_dim=z_dim, mapping_layers=layers)
+    generator = StyleGAN2Generator(
+        resolution,
+        channels_from_base(resolution, base, cap),
+        z_dim=z_dim,
+        w_dim=z_dim,
+        mapping_layers=layers,
+    )
     with torch.no_grad():
         for name, param in generator.named_parameters():
             if name.endswith("bias") or name.endswith("noise.weight"):
@@ -108,7 +131,17 @@ def test_layout_matches_rosinality_key_table() -> None:
     assert state["to_rgbs.3.conv.weight"].shape == (1, 3, 512, 1, 1)
     assert state["convs.0.conv.blur.kernel"].shape == (4, 4)
     assert torch.allclose(state["to_rgbs.0.upsample.kernel"], make_kernel((1, 3, 3, 1)) * 4)
-    assert [state[f"noises.noise_{j}"].shape[-1] for j in range(9)] == [4, 8, 8, 16, 16, 32, 32, 64, 64]
+    assert [state[f"noises.noise_{j}"].shape[-1] for j in range(9)] == [
+        4,
+        8,
+        8,
+        16,
+        16,
+        32,
+        32,
+        64,
+        64,
+    ]
     assert {f"style.{i}.weight" for i in range(1, 9)} <= set(state)
     assert generator.num_ws == 10
 
@@ -122,7 +155,9 @@ def test_noise_modes(tiny_generator) -> None:
         none = generator.synthesis(ws, noise_mode="none")
         rand_a = generator.synthesis(ws, noise_mode="random")
         rand_b = generator.synthesis(ws, noise_mode="random")
-        zero_strength = generator.synthesis(ws, noise_mode="const", noise_strength=[0.0] * generator.num_layers)
+        zero_strength = generator.synthesis(
+            ws, noise_mode="const", noise_strength=[0.0] * generator.num_layers
+        )
     assert torch.equal(const_a, const_b)
     assert not torch.allclose(const_a, none)
     assert not torch.allclose(rand_a, rand_b)
@@ -137,7 +172,9 @@ def test_truncation_moves_towards_w_avg(tiny_generator) -> None:
     w = generator.mapping(z)
     half = generator.mapping(z, truncation_psi=0.5)
     assert torch.allclose(half, generator.w_avg + 0.5 * (w - generator.w_avg), atol=1e-6)
-    assert torch.allclose(generator.mapping(z, truncation_psi=0.0), generator.w_avg.expand(4, -1), atol=1e-6)
+    assert torch.allclose(
+        generator.mapping(z, truncation_psi=0.0), generator.w_avg.expand(4, -1), atol=1e-6
+    )
 
 
 def test_shape_errors_name_the_argument(tiny_generator) -> None:
@@ -190,7 +227,9 @@ def test_to_rgb_u8_maps_range() -> None:
     assert rgb[0, :, 0].tolist() == [0, 128, 255, 255]
 
 
-@pytest.mark.parametrize(("text", "expected"), [("0-3", [0, 1, 2, 3]), ("5,1", [5, 1]), ("1-2, 9", [1, 2, 9])])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("0-3", [0, 1, 2, 3]), ("5,1", [5, 1]), ("1-2, 9", [1, 2, 9])]
+)
 def test_parse_seeds(text: str, expected: list[int]) -> None:
     assert parse_seeds(text) == expected
 
