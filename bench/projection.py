@@ -87,6 +87,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from models.encoder import find_encoder_for, load_encoder
+
     if args.model:
         from models import load_generator
 
@@ -102,12 +104,17 @@ def main() -> None:
         inits: list[tuple[str, torch.nn.Module | None]] = [("w_avg", None)]
         if args.encoder:
             inits.append(("encoder", quick_encoder(generator)))
+        trained = find_encoder_for(generator.source.path) if generator.source else None
+        if trained is not None:
+            inits.append(("trained", load_encoder(trained)))
         for space in args.spaces.split(","):
             for init_name, encoder in inits:
                 for steps in step_counts:
                     psnrs, ssims, ids, per_step, loss_name = [], [], [], [], ""
                     for image, _ in targets:
-                        config = ProjectionConfig(steps=steps, space=space, init=init_name)  # type: ignore[arg-type]
+                        config = ProjectionConfig(
+                            steps=steps, space=space, init="w_avg" if encoder is None else "encoder"
+                        )
                         started = time.perf_counter()
                         result = project(generator, image, config=config, encoder=encoder)
                         per_step.append((time.perf_counter() - started) / steps)
