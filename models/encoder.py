@@ -85,11 +85,22 @@ class LatentEncoder(nn.Module):
 
 
 def save_encoder(
-    encoder: LatentEncoder, path: str | Path, metrics: dict[str, Any] | None = None
+    encoder: LatentEncoder,
+    path: str | Path,
+    metrics: dict[str, Any] | None = None,
+    *,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write an encoder (atomically) with its architecture and metrics."""
+    """Write an encoder (atomically) with its architecture and metrics.
+
+    ``dtype`` (e.g. ``torch.float16`` to halve a shipped file) converts the floating-point
+    tensors; ``load_encoder`` always returns fp32.
+    """
     header = {"kind": KIND, "architecture": encoder.architecture(), "metrics": dict(metrics or {})}
-    return write_network_file(path, encoder.state_dict(), header)
+    state = encoder.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    return write_network_file(path, state, header)
 
 
 def load_encoder(path: str | Path) -> LatentEncoder:

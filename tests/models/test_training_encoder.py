@@ -114,3 +114,22 @@ def test_real_photo_stage_and_exact_resume(model_file: Path, tmp_path: Path) -> 
 def test_real_stage_needs_data(model_file: Path) -> None:
     with pytest.raises(ValueError, match="needs data"):
         config_for(model_file, real_kimg=1.0)
+
+
+def test_fp16_encoder_file_is_half_the_size_and_loads_as_fp32(tmp_path: Path) -> None:
+    from models.encoder import LatentEncoder, save_encoder
+
+    encoder = LatentEncoder(num_ws=6, w_dim=32, input_size=16, width=8, max_channels=16)
+    torch.manual_seed(0)
+    for parameter in encoder.parameters():
+        torch.nn.init.normal_(parameter, std=0.1)
+    full = save_encoder(encoder, tmp_path / "full.safetensors")
+    half = save_encoder(encoder, tmp_path / "half.safetensors", dtype=torch.float16)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = load_encoder(half)
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    with torch.no_grad():
+        expected = encoder.eval()(images)
+        torch.testing.assert_close(loaded(images), expected, rtol=1e-2, atol=1e-2)
+        assert not torch.equal(loaded(images), expected)  # it really went through fp16
