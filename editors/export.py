@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from PIL import Image
 from editors.images import save_rgb
 from editors.rendering import RenderArgs, Renderer
 from editors.state import EditState, with_amount, with_component
+from models.formats.native import atomic_temp_file
 from models.generator import Generator
 from models.jobs import OnStep, Progress, ShouldStop, check_stop, report
 
@@ -170,11 +170,8 @@ def export_video(
     if suffix not in VIDEO_SUFFIXES:
         raise ValueError(f"{path}: unsupported video type {suffix or '(none)'}; use .mp4 or .gif")
     size = config.size or generator.resolution
-    path.parent.mkdir(parents=True, exist_ok=True)
     # The temporary file keeps the extension: OpenCV picks the container from it.
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
+    tmp = atomic_temp_file(path, suffix)
     total = len(_times(config))
     renderer = Renderer(generator)
     writer = (_Mp4Writer if suffix == ".mp4" else _GifWriter)(tmp, config.fps, size)

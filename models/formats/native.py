@@ -202,12 +202,32 @@ def save_generator(
     return write_network_file(path, generator.state_dict(), header, dtype=dtype)
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import (os.umask can only be read by setting it, which is not thread-safe later).
+NEW_FILE_MODE = 0o666 & ~_read_umask()
+
+
+def atomic_temp_file(path: Path, suffix: str = ".tmp") -> Path:
+    """An empty temp file beside ``path`` with the permissions a newly created file would get.
+
+    ``mkstemp`` makes files readable by the owner only; after the rename that would leave the
+    user's saved image or model private, unlike every other file they save.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    os.close(handle)
+    os.chmod(tmp_name, NEW_FILE_MODE)
+    return Path(tmp_name)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temp file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
+    tmp = atomic_temp_file(path)
     try:
         write(tmp)
         os.replace(tmp, path)

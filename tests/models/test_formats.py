@@ -237,3 +237,16 @@ def test_zip_that_is_not_torch(tmp_path: Path) -> None:
         archive.writestr("readme.txt", "not a model")
     with pytest.raises(CheckpointError, match="archive.pt"):
         models.load_generator(path)
+
+
+def test_saved_files_get_normal_permissions_and_no_temp_file_is_left(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from models.formats.native import NEW_FILE_MODE, atomic_write
+
+    target = tmp_path / "out.bin"
+    atomic_write(target, lambda tmp: tmp.write_bytes(b"data"))
+    assert target.read_bytes() == b"data"
+    assert stat.S_IMODE(os.stat(target).st_mode) == NEW_FILE_MODE
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
