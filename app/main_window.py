@@ -672,7 +672,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop background work (jobs, render thread) before the window goes away."""
-        self.jobs.stop_all()
+        self.jobs.close()
         self.render_service.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -154,9 +154,18 @@ class JobRegistry(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._jobs: set[Job] = set()
+        self._closed = False
 
     def submit(self, job: Job) -> Job:
-        """Start ``job`` and hold a reference until it is done."""
+        """Start ``job`` and hold a reference until it is done.
+
+        After ``close`` a job is not started: it ends at once as cancelled (late signals during
+        shutdown must not start work that outlives the window).
+        """
+        if self._closed:
+            job.request_stop()
+            job.run_from_pool()
+            return job
         self._jobs.add(job)
         job.done.connect(self._on_job_done)  # a bound slot is delivered in the GUI thread
         job.start()
@@ -169,6 +178,11 @@ class JobRegistry(QObject):
     def running(self) -> list[Job]:
         """Jobs started and not yet done."""
         return [job for job in self._jobs if job.is_running]
+
+    def close(self, timeout_ms: int = 3000) -> bool:
+        """Refuse new jobs, then stop the running ones (``stop_all``); True if all finished."""
+        self._closed = True
+        return self.stop_all(timeout_ms)
 
     def stop_all(self, timeout_ms: int = 3000) -> bool:
         """Ask every job to stop and wait up to ``timeout_ms``; True if all finished."""

@@ -93,3 +93,16 @@ def test_a_queued_job_is_taken_off_the_queue_when_stopped(qtbot, one_thread_pool
         pass
     assert blocker.wait(5)
     assert queued_calls == []
+
+
+def test_a_closed_registry_ends_new_jobs_without_running_them(qtbot) -> None:
+    from app.workers import JobRegistry
+
+    registry = JobRegistry()
+    assert registry.close()
+    calls: list[int] = []
+    job = Job("late", lambda: calls.append(1))
+    events = _record(job)
+    registry.submit(job)
+    assert [name for name, _ in events] == ["cancelled", "done"]
+    assert calls == [] and registry.running() == []
