@@ -100,9 +100,8 @@ def test_export_image_and_video(window, qtbot, tmp_path) -> None:
     dialog.frames_spin.setValue(2000)
     dialog.path_edit.setText(str(tmp_path / "blend.mp4"))
     job = dialog.start()
-    job.request_stop()
-    with qtbot.waitSignal(job.done, timeout=30000):
-        pass
+    job.request_stop()  # a job still queued for a thread ends right here, else at its next check
+    qtbot.waitUntil(lambda: not job.is_running, timeout=30000)
     qtbot.waitUntil(lambda: dialog.status.text() == "cancelled")
     assert not (tmp_path / "blend.mp4").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".blend")] == []
