@@ -203,8 +203,12 @@ def sweep_grid(generator, directions, seeds: list[int], amounts: tuple[float, ..
 def projection_table(generator, steps_list: list[int]) -> list[dict]:
     from editors.alignment import align_face, load_image
     from editors.identity import IdentityMeter
+    from editors.losses import psnr_u8
     from editors.projection import project
+    from models.encoder import find_encoder_for, load_encoder
+    from models.generator import to_rgb_u8
 
+    encoder = load_encoder(find_encoder_for(generator.source.path))
     rows = []
     for path in sorted((SHARED / "portraits" / "images").iterdir()):
         aligned = align_face(load_image(path), generator.resolution)
@@ -218,16 +222,10 @@ def projection_table(generator, steps_list: list[int]) -> list[dict]:
             started = time.perf_counter()
             if steps == 0:
                 # the encoder alone: render its latent without optimising
-                from models.encoder import find_encoder_for, load_encoder
-                from models.generator import to_rgb_u8
-
-                encoder = load_encoder(find_encoder_for(generator.source.path))
                 with torch.inference_mode():
                     tensor = torch.from_numpy(target).permute(2, 0, 1)[None].float() / 127.5 - 1
                     image = to_rgb_u8(generator.synthesis(encoder(tensor)))[0]
-                psnr = 10 * np.log10(
-                    255.0**2 / np.mean((image.astype(float) - target.astype(float)) ** 2)
-                )
+                psnr = psnr_u8(image, target)
             else:
                 result = project(generator, aligned, steps=steps, space="w+", init="auto")
                 image, psnr = result.image, result.psnr

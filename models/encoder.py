@@ -97,10 +97,7 @@ def save_encoder(
     tensors; ``load_encoder`` always returns fp32.
     """
     header = {"kind": KIND, "architecture": encoder.architecture(), "metrics": dict(metrics or {})}
-    state = encoder.state_dict()
-    if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    return write_network_file(path, state, header)
+    return write_network_file(path, encoder.state_dict(), header, dtype=dtype)
 
 
 def load_encoder(path: str | Path) -> LatentEncoder:
