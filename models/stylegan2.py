@@ -10,7 +10,7 @@ that implementation's fp32 output.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,11 +148,17 @@ class ModulatedConv2d(nn.Module):
             self.blur_pad = ((p + 1) // 2 + factor - 1, p // 2 + 1)
             self.blur = _Blur(make_kernel(BLUR_KERNEL) * factor**2)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, style_offset: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``style_offset`` [N or 1, in_channels] is added to the affine output (StyleSpace)."""
         if x.shape[0] > 1:
-            return self._forward_batched(x, w)
+            return self._forward_batched(x, w, style_offset)
         batch, in_channels, height, width = x.shape
-        style = self.modulation(w).view(batch, 1, in_channels, 1, 1)
+        style = self.modulation(w)
+        if style_offset is not None:
+            style = style + style_offset
+        style = style.view(batch, 1, in_channels, 1, 1)
         weight = self.scale * self.weight * style  # [N, out, in, k, k]
         if self.demodulate:
             demod = torch.rsqrt(weight.square().sum([2, 3, 4]) + 1e-8)
@@ -168,12 +174,16 @@ class ModulatedConv2d(nn.Module):
         out = F.conv2d(x, weight, padding=self.padding, groups=batch)
         return out.view(batch, self.out_channels, out.shape[2], out.shape[3])
 
-    def _forward_batched(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _forward_batched(
+        self, x: torch.Tensor, w: torch.Tensor, style_offset: torch.Tensor | None
+    ) -> torch.Tensor:
         # Scaling the input and output instead of the weights lets one shared-weight convolution
         # serve the whole batch, several times faster on CPUs than a grouped convolution; the
         # result equals the per-sample form up to float rounding.
         batch, in_channels = x.shape[:2]
         style = self.modulation(w)  # [N, in]
+        if style_offset is not None:
+            style = style + style_offset
         weight = self.scale * self.weight[0]  # [out, in, k, k]
         x = x * style.view(batch, in_channels, 1, 1)
         if self.upsample:
@@ -254,8 +264,14 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channels)
         self.conv_clamp = conv_clamp
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        out = self.conv(x, w)
+    def forward(
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        noise: torch.Tensor | None,
+        style_offset: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        out = self.conv(x, w, style_offset)
         if noise is not None:
             out = self.noise(out, noise)
         out = self.activate(out)
@@ -283,9 +299,13 @@ class ToRGB(nn.Module):
         self.conv_clamp = conv_clamp
 
     def forward(
-        self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        skip: torch.Tensor | None = None,
+        style_offset: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        out = self.conv(x, w) + self.bias
+        out = self.conv(x, w, style_offset) + self.bias
         if self.conv_clamp is not None:
             out = out.clamp(-self.conv_clamp, self.conv_clamp)
         if skip is not None:
@@ -316,6 +336,22 @@ class ResidualUpsample(nn.Module):
 
 # ---------------------------------------------------------------------------------------------
 # Synthesis cache
+
+
+@dataclass(frozen=True, slots=True)
+class StyleLayer:
+    """One modulated convolution seen from style space ``S`` (Wu et al., StyleSpace)."""
+
+    index: int  # position in ``style_layers()`` and the key of ``synthesis(style_offsets=...)``
+    name: str  # parameter prefix, e.g. "convs.3" or "to_rgbs.1"
+    ws_row: int  # the ws row its affine layer reads
+    block: int  # synthesis block (0 = 4x4)
+    resolution: int  # resolution of the features it modulates
+    channels: int  # style vector length (its input feature maps)
+    is_rgb: bool  # True for ToRGB layers
+
+
+FeatureHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]
 
 
 @dataclass(slots=True)
@@ -516,6 +552,37 @@ class StyleGAN2Generator(Generator):
         """Output resolution of each synthesis block."""
         return [2 ** (index + 2) for index in range(len(self.channels))]
 
+    def style_layers(self) -> list[StyleLayer]:
+        """Every modulated convolution in the order synthesis runs them."""
+        layers: list[StyleLayer] = []
+
+        def add(name: str, module: nn.Module, row: int, block: int, rgb: bool) -> None:
+            res = 2 ** (block + 2)
+            channels = module.conv.in_channels
+            layers.append(StyleLayer(len(layers), name, row, block, res, channels, rgb))
+
+        add("conv1", self.conv1, 0, 0, False)
+        if self.arch == "skip":
+            add("to_rgb1", self.to_rgb1, 1, 0, True)
+        for block in range(1, len(self.channels)):
+            i = 2 * block - 1
+            add(f"convs.{2 * block - 2}", self.convs[2 * block - 2], i, block, False)
+            add(f"convs.{2 * block - 1}", self.convs[2 * block - 1], i + 1, block, False)
+            if self.arch == "skip":
+                add(f"to_rgbs.{block - 1}", self.to_rgbs[block - 1], i + 2, block, True)
+        if self.arch != "skip":
+            add("to_rgb", self.to_rgb, self.num_ws - 1, len(self.channels) - 1, True)
+        return layers
+
+    def styles(self, ws: torch.Tensor) -> list[torch.Tensor]:
+        """Style vectors ``S`` (affine outputs) for ``ws``: one [N, channels] per style layer."""
+        check_shape(ws, (None, self.num_ws, self.w_dim), "ws")
+        out = []
+        for layer in self.style_layers():
+            modulation = self.get_submodule(layer.name).conv.modulation
+            out.append(modulation(ws[:, layer.ws_row]))
+        return out
+
     def noise_buffers(self) -> list[torch.Tensor]:
         """The stored noise maps, one per styled conv (index 0 is the 4x4 conv)."""
         return [getattr(self.noises, f"noise_{layer}") for layer in range(self.num_layers)]
@@ -562,6 +629,8 @@ class StyleGAN2Generator(Generator):
         noise: Sequence[torch.Tensor] | None = None,
         max_resolution: int | None = None,
         cache: SynthesisCache | None = None,
+        style_offsets: Mapping[int, torch.Tensor] | None = None,
+        feature_hook: FeatureHook | None = None,
     ) -> torch.Tensor:
         """Render ``ws`` [N, num_ws, w_dim] to images [N, 3, H, W] in [-1, 1].
 
@@ -572,6 +641,11 @@ class StyleGAN2Generator(Generator):
             noise: explicit noise maps (one per layer, [N or 1, 1, r, r]); overrides noise_mode.
             max_resolution: stop at this block and return its running image (a cheap preview).
             cache: per-block activations to resume from the first block whose rows changed.
+            style_offsets: StyleSpace edits, ``{style layer index: [N or 1, channels]}`` added to
+                that layer's affine output (see ``style_layers``).
+            feature_hook: called as ``hook(block, features)`` after each block; a tensor it
+                returns replaces the features (masked blending), None keeps them. Drag editing
+                and layer inspection read intermediate features through it.
         """
         check_shape(ws, (None, self.num_ws, self.w_dim), "ws")
         batch = ws.shape[0]
@@ -597,7 +671,26 @@ class StyleGAN2Generator(Generator):
         start = 0
         x: torch.Tensor | None = None
         skip: torch.Tensor | None = None
-        use_cache = cache is not None and noise_mode != "random" and noise is None
+        offsets = dict(style_offsets or {})
+        style_layers = self.style_layers() if offsets else []
+        unknown = set(offsets) - set(range(len(style_layers)))
+        if unknown:
+            raise ValueError(f"style_offsets has unknown layer indices {sorted(unknown)}")
+
+        def offset(block: int, k: int) -> torch.Tensor | None:
+            # k-th modulated conv of the block (0, 1 convs; last = ToRGB), in style_layers order
+            if not offsets:
+                return None
+            mine = [layer.index for layer in style_layers if layer.block == block]
+            return offsets.get(mine[k]) if k < len(mine) else None
+
+        use_cache = (
+            cache is not None
+            and noise_mode != "random"
+            and noise is None
+            and not offsets
+            and feature_hook is None
+        )
         if use_cache:
             assert cache is not None
             key = (noise_mode, tuple(noise_strength or ()), batch, ws.dtype, ws.device)
@@ -622,26 +715,36 @@ class StyleGAN2Generator(Generator):
         for block in range(start, last_block + 1):
             if block == 0:
                 x = self.input(batch)
-                x = self.conv1(x, ws[:, 0], maps[0])
+                x = self.conv1(x, ws[:, 0], maps[0], offset(0, 0))
+                x = self._hooked(feature_hook, block, x)
                 if self.arch == "skip":
-                    skip = self.to_rgb1(x, ws[:, 1])
+                    skip = self.to_rgb1(x, ws[:, 1], style_offset=offset(0, 1))
             else:
                 assert x is not None
                 i = 2 * block - 1
                 shortcut = self.skips[block - 1](x) if self.arch == "resnet" else None
-                x = self.convs[2 * block - 2](x, ws[:, i], maps[i])
-                x = self.convs[2 * block - 1](x, ws[:, i + 1], maps[i + 1])
+                x = self.convs[2 * block - 2](x, ws[:, i], maps[i], offset(block, 0))
+                x = self.convs[2 * block - 1](x, ws[:, i + 1], maps[i + 1], offset(block, 1))
                 if shortcut is not None:
                     x = (shortcut + x) * math.sqrt(0.5)
+                x = self._hooked(feature_hook, block, x)
                 if self.arch == "skip":
-                    skip = self.to_rgbs[block - 1](x, ws[:, i + 2], skip)
+                    skip = self.to_rgbs[block - 1](x, ws[:, i + 2], skip, offset(block, 2))
             if self.arch != "skip" and block == len(self.channels) - 1:
-                skip = self.to_rgb(x, ws[:, self.num_ws - 1])
+                rgb_offset = offsets.get(len(style_layers) - 1) if offsets else None
+                skip = self.to_rgb(x, ws[:, self.num_ws - 1], style_offset=rgb_offset)
             if use_cache:
                 assert cache is not None and x is not None
                 cache.blocks.append(_CachedBlock(ws[:, rows[block]].clone(), x, skip))
         assert skip is not None
         return skip
+
+    @staticmethod
+    def _hooked(hook: FeatureHook | None, block: int, x: torch.Tensor) -> torch.Tensor:
+        if hook is None:
+            return x
+        replaced = hook(block, x)
+        return x if replaced is None else replaced
 
 
 def stylegan2_from_architecture(arch: dict[str, Any]) -> StyleGAN2Generator:
