@@ -1,7 +1,8 @@
 """Exporting edits: still images and videos (a slider sweep or an interpolation between two states).
 
-Videos are MP4 (OpenCV's 'mp4v' codec) or GIF (Pillow), chosen by the file extension, written to
-a temporary file beside the target and renamed over it only when complete.
+Videos are MP4 (H.264 through PyAV, whose wheel ships the codec, so browsers and players accept
+it) or GIF (Pillow), chosen by the file extension, written to a temporary file beside the target
+and renamed over it only when complete.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -102,22 +104,39 @@ def frame_args(
             )
 
 
-class _Mp4Writer:
-    def __init__(self, path: Path, fps: float, size: int) -> None:
-        import cv2
+class H264Writer:
+    """Writes RGB frames to an H.264 MP4 (yuv420p, the pixel format every player decodes).
 
-        self._cv2 = cv2
-        self._writer = cv2.VideoWriter(
-            str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size)
-        )
-        if not self._writer.isOpened():
-            raise OSError(f"{path}: OpenCV cannot write MP4 video here")
+    yuv420p needs even sides, so odd-sized frames are scaled up by one pixel.
+    """
+
+    def __init__(self, path: Path, fps: float, width: int, height: int | None = None) -> None:
+        import av  # imported here: only video export needs it
+
+        height = width if height is None else height
+        self._container = av.open(str(path), mode="w", format="mp4")
+        rate = Fraction(fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width = width + width % 2
+        self._stream.height = height + height % 2
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": "18", "preset": "medium"}  # visually lossless
+        self._av = av
 
     def add(self, rgb: np.ndarray) -> None:
-        self._writer.write(self._cv2.cvtColor(rgb, self._cv2.COLOR_RGB2BGR))
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame = frame.reformat(
+            width=self._stream.width, height=self._stream.height, format="yuv420p"
+        )
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
 
     def close(self) -> None:
-        self._writer.release()
+        try:
+            for packet in self._stream.encode():  # flush the encoder's delayed frames
+                self._container.mux(packet)
+        finally:
+            self._container.close()
 
 
 class _GifWriter:
@@ -170,11 +189,10 @@ def export_video(
     if suffix not in VIDEO_SUFFIXES:
         raise ValueError(f"{path}: unsupported video type {suffix or '(none)'}; use .mp4 or .gif")
     size = config.size or generator.resolution
-    # The temporary file keeps the extension: OpenCV picks the container from it.
     tmp = atomic_temp_file(path, suffix)
     total = len(_times(config))
     renderer = Renderer(generator)
-    writer = (_Mp4Writer if suffix == ".mp4" else _GifWriter)(tmp, config.fps, size)
+    writer = (H264Writer if suffix == ".mp4" else _GifWriter)(tmp, config.fps, size)
     try:
         try:
             for index, args in enumerate(frame_args(renderer, spec, config)):

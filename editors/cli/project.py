@@ -247,12 +247,12 @@ def write_summary(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 def write_video(path: Path, target: np.ndarray, frames: list[np.ndarray]) -> Path:
-    """Write target | projection frames as MP4 ('mp4v'); a GIF beside it when no codec works.
+    """Write target | projection frames as H.264 MP4; a GIF beside it when that fails.
 
     Returns:
         The file written (``path``, or ``path`` with ``.gif`` when MP4 was unavailable).
     """
-    import cv2
+    from editors.export import H264Writer
 
     if not frames:
         raise ValueError("no preview frames to write")
@@ -260,28 +260,20 @@ def write_video(path: Path, target: np.ndarray, frames: list[np.ndarray]) -> Pat
     pairs = [np.concatenate([target, frame], axis=1) for frame in frames]
     pairs = [np.kron(p, np.ones((scale, scale, 1), np.uint8)) for p in pairs]
     height, width = pairs[0].shape[:2]
-    fps = 25
-    written = False
 
     def write_mp4(tmp: Path) -> None:
-        nonlocal written
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-        if not writer.isOpened():
-            return
-        for pair in pairs:
-            writer.write(cv2.cvtColor(pair, cv2.COLOR_RGB2BGR))
-        writer.release()
-        written = tmp.stat().st_size > 0
+        writer = H264Writer(tmp, 25, width, height)
+        try:
+            for pair in pairs:
+                writer.add(pair)
+        finally:
+            writer.close()
 
-    # cv2 picks the container from the name, so the temp file must end in .mp4.
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")
     try:
-        write_mp4(tmp)
-        if written:
-            tmp.replace(path)
-            return path
-    finally:
-        tmp.unlink(missing_ok=True)
+        atomic_write(path, write_mp4)
+        return path
+    except Exception as exc:  # PyAV or codec failure (not always OSError): a GIF still works
+        log.warning("could not write %s (%s); writing a GIF instead", path.name, exc)
     gif = path.with_suffix(".gif")
     images = [Image.fromarray(p) for p in pairs]
     atomic_write(
