@@ -11,17 +11,39 @@ from contextlib import contextmanager
 from models.jobs import OnStep, Progress, ShouldStop
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    """Add ``--model`` and ``--device`` to a sub-command."""
+def add_model_arguments(
+    parser: argparse.ArgumentParser, required: bool = True, demo_default: bool = False
+) -> None:
+    """Add ``--model`` and ``--device`` to a sub-command.
+
+    With ``demo_default`` the model may be omitted: ``model_or_demo`` then picks the built-in one.
+    """
     parser.add_argument(
         "--model",
         metavar="PATH",
-        required=required,
-        help="checkpoint file (.safetensors, rosinality .pt, NVIDIA .pkl, PGAN .pth)",
+        required=required and not demo_default,
+        help="checkpoint file (.safetensors, rosinality .pt, NVIDIA .pkl, PGAN .pth)"
+        + ("; default: the built-in demo model" if demo_default else ""),
     )
     parser.add_argument(
         "--device", metavar="DEV", help="cpu, cuda or cuda:N (default: CUDA if present)"
     )
+
+
+def model_or_demo(model: str | None) -> str:
+    """``model``, or the built-in demo model's path when no ``--model`` was given.
+
+    Raises:
+        ValueError: no ``--model`` and the demo model is not installed.
+    """
+    from models import default_model_path
+
+    if model:
+        return model
+    demo = default_model_path()
+    if demo is None:
+        raise ValueError("no --model given and the built-in demo model is not installed")
+    return str(demo)
 
 
 @contextmanager

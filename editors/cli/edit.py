@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from editors.cli.common import add_model_arguments
+from editors.cli.common import add_model_arguments, model_or_demo
 from editors.directions import check_compatible, default_directions_path, load_directions
 from editors.images import save_rgb
 from editors.latent_io import load_latent
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "latent", metavar="LATENT.npz", help="latent file (.npz with key 'w', or .pt)"
     )
-    add_model_arguments(parser)
+    add_model_arguments(parser, demo_default=True)
     parser.add_argument(
         "--direction",
         metavar="NAME=AMOUNT",
@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     """Apply the directions and save the image."""
     amounts = parse_amounts(args.direction)
     w = read_latent(args.latent)
+    args.model = model_or_demo(args.model)
     generator = load_generator(args.model, args.device)
     shape = (generator.num_ws, generator.w_dim)
     rows = w.reshape(-1, w.shape[-1]) if w.ndim >= 2 else w.reshape(1, -1)

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from editors.alignment import AlignedFace, align_face, center_crop
-from editors.cli.common import add_model_arguments, progress_bar
+from editors.cli.common import add_model_arguments, model_or_demo, progress_bar
 from editors.errors import AlignmentError, ImageLoadError, NoFaceFound
 from editors.images import save_rgb
 from editors.latent_io import latent_metadata, load_latent, save_latent
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("photo", metavar="PHOTO", help="image file or folder of images")
-    add_model_arguments(parser)
+    add_model_arguments(parser, demo_default=True)
     defaults = ProjectionConfig()
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument(
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         optimize_noise=args.optimize_noise, seed=args.seed,
         preview_every=max(1, args.steps // VIDEO_FRAMES),
     )  # fmt: skip
+    args.model = model_or_demo(args.model)
     generator = load_generator(args.model, args.device)
     discriminator = _discriminator(args.model, args.device)
     out = Path(args.out)
@@ -119,7 +120,11 @@ def _align(path: Path, size: int, args: argparse.Namespace) -> AlignedFace:
         if args.center_crop_fallback:
             log.warning("%s: no face found; using the centre square", path)
             return center_crop(path, size)
-        raise
+        raise NoFaceFound(
+            path,
+            "no face found; add --center-crop-fallback to project the centre square instead, "
+            "or --no-align when the photo is already a cropped, aligned face",
+        ) from None
 
 
 def _project_one(
