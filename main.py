@@ -22,6 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from app.platform_check import exit_if_no_window_possible
+
+    exit_if_no_window_possible()  # a clear message instead of Qt's abort
     from app import run  # imported here so CLI commands never load Qt
 
     return run(model=args.model, device=args.device)
