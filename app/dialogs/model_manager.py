@@ -166,6 +166,7 @@ class ModelManagerDialog(QDialog):
                 text or ("Downloaded" if row.entry.is_generator else "Installed")
             )
         elif not running:
+            row.progress.setRange(0, _PERMILLE)  # ends the busy animation of "Connecting…"
             row.progress.setValue(0)
             row.progress.setFormat(text or "")
 

@@ -134,6 +134,9 @@ def test_http_error_is_reported(qtbot, make_main_window, served_catalog) -> None
     dialog = window.show_model_manager()
     qtbot.mouseClick(_button(dialog, "download:gone"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.rows["gone"].progress.format() == "Failed", timeout=10000)
+    # The bar stops its busy animation and really shows the word (a busy bar shows no text).
+    progress = dialog.rows["gone"].progress
+    assert progress.maximum() > 0 and progress.text() == "Failed"
     assert "gone.pkl: not found on the server (HTTP 404)" in dialog.status.text()
     boxes = [box for box in dialog.findChildren(QMessageBox) if box.objectName() == "errorBox"]
     assert boxes and "HTTP 404" in boxes[-1].informativeText()
