@@ -16,8 +16,8 @@ import torch
 
 from models.progan import ProGANGenerator
 from models.stylegan2 import StyleGAN2Generator, rosinality_channels
-from tests.models import nvidia_pickles as nv
-from tests.models.test_formats_pgan import write_pgan
+from tests.helpers import nvidia_pickles as nv
+from tests.helpers.pgan_files import write_pgan
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Format detection from content, one-line errors for bad files, and ``models.load_discriminator``."""
+"""Format detection from content, one-line errors for bad files, ``models.load_discriminator``."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from models.errors import CheckpointError
 from models.formats import Container, sniff_container
 from models.stylegan2 import rosinality_channels
 from tests.conftest import make_tiny_stylegan2
-from tests.models import nvidia_pickles as nv
-from tests.models.test_formats_pgan import write_pgan
-from tests.models.test_progan import random_progan
+from tests.helpers import nvidia_pickles as nv
+from tests.helpers import nvidia_tf as nvtf
+from tests.helpers.pgan_files import write_pgan
+from tests.helpers.progan import random_progan
 
 
 def _random_discriminator(
@@ -116,7 +117,7 @@ WRITERS = {
     ),
     "tf-pickle": (
         lambda p: (
-            p.write_bytes(nv.tf_generator_pickle(nv.flat_state(nv.make_generator()), 16, 32, 32))
+            p.write_bytes(nvtf.tf_generator_pickle(nv.flat_state(nv.make_generator()), 16, 32, 32))
             and p
         ),
         "NVIDIA TensorFlow pickle",

@@ -16,7 +16,9 @@ import models
 from models.errors import CheckpointError
 from models.formats.safe_pickle import PersistentObject, load_path
 from models.stylegan2 import StyleGAN2Generator
-from tests.models import nvidia_pickles as nv
+from tests.helpers import nvidia_pickles as nv
+from tests.helpers import nvidia_reference as nvref
+from tests.helpers import nvidia_tf as nvtf
 
 TOL = 1e-4
 
@@ -40,12 +42,12 @@ def _assert_matches_naive(
     torch.manual_seed(5)
     z = torch.randn(3, loaded.z_dim)
     c = _labels(c_dim, 3)
-    expected_w = nv.naive_mapping(state, z, c)
+    expected_w = nvref.naive_mapping(state, z, c)
     w = loaded.mapping(z, c=c)
     torch.testing.assert_close(w, expected_w, atol=1e-5, rtol=0)
     # A different w per row checks which style feeds which layer.
     ws = w[:, None].repeat(1, loaded.num_ws, 1) + 0.5 * torch.randn(3, loaded.num_ws, loaded.w_dim)
-    expected = nv.naive_synthesis(state, ws, architecture, conv_clamp)
+    expected = nvref.naive_synthesis(state, ws, architecture, conv_clamp)
     images = loaded.synthesis(ws, noise_mode="const")
     assert images.shape == expected.shape == (3, 3, loaded.resolution, loaded.resolution)
     torch.testing.assert_close(images, expected, atol=TOL, rtol=0)
@@ -85,7 +87,8 @@ def test_conv_clamp_is_engaged_in_the_clamp_case(tmp_path: Path) -> None:
     state = nv.flat_state(g_ema)
     ws = torch.randn(1, g_ema.num_ws, 32)
     assert not torch.allclose(
-        nv.naive_synthesis(state, ws, "orig", 0.5), nv.naive_synthesis(state, ws, "orig", None)
+        nvref.naive_synthesis(state, ws, "orig", 0.5),
+        nvref.naive_synthesis(state, ws, "orig", None),
     )
 
 
@@ -269,24 +272,26 @@ def test_unrelated_pickle(tmp_path: Path) -> None:
 def test_tf_stylegan2_pickle_converts(tmp_path: Path) -> None:
     reference = nv.make_generator(resolution=16, seed=8)
     path = tmp_path / "stylegan2-tiny-config-f.pkl"
-    path.write_bytes(nv.tf_generator_pickle(nv.flat_state(reference), 16, 32, 32))
+    path.write_bytes(nvtf.tf_generator_pickle(nv.flat_state(reference), 16, 32, 32))
     loaded = _assert_matches_naive(path, reference, "skip", None)
     assert loaded.source.format_name == "NVIDIA TensorFlow pickle"
 
 
 def test_tf_progan_and_stylegan1_are_named(tmp_path: Path) -> None:
-    progan = nv.tf_state(
+    progan = nvtf.tf_state(
         "G_paper", [("4x4/Dense/weight", torch.zeros(2, 2).numpy())], {}, "G_paper", {}
     )
     path = tmp_path / "karras2018iclr-celebahq-1024x1024.pkl"
-    path.write_bytes(nv.tf_pickle_bytes((progan, progan, progan), module="tfutil"))
+    path.write_bytes(nvtf.tf_pickle_bytes((progan, progan, progan), module="tfutil"))
     with pytest.raises(CheckpointError, match="TensorFlow ProGAN pickle"):
         models.load_generator(path)
 
-    synthesis = nv.tf_state("G_synthesis", [], {}, "G_synthesis", {})
-    stylegan1 = nv.tf_state("G", [], {"synthesis": synthesis, "mapping": synthesis}, "G_style", {})
+    synthesis = nvtf.tf_state("G_synthesis", [], {}, "G_synthesis", {})
+    stylegan1 = nvtf.tf_state(
+        "G", [], {"synthesis": synthesis, "mapping": synthesis}, "G_style", {}
+    )
     path = tmp_path / "karras2019stylegan-ffhq-1024x1024.pkl"
-    path.write_bytes(nv.tf_pickle_bytes((stylegan1, stylegan1, stylegan1)))
+    path.write_bytes(nvtf.tf_pickle_bytes((stylegan1, stylegan1, stylegan1)))
     with pytest.raises(
         CheckpointError, match=r"unsupported network \(G_synthesis\).*not StyleGAN1"
     ):
@@ -305,7 +310,7 @@ def test_ada_discriminator_converts_to_rosinality_layout(tmp_path: Path, resolut
     torch.manual_seed(3)
     images = torch.rand(4, 3, resolution, resolution) * 2 - 1
     torch.testing.assert_close(
-        loaded(images), nv.naive_discriminator(nv.flat_state(d), images), atol=TOL, rtol=0
+        loaded(images), nvref.naive_discriminator(nv.flat_state(d), images), atol=TOL, rtol=0
     )
 
 

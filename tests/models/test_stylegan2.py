@@ -19,7 +19,7 @@ from models.stylegan2 import (
     rosinality_channels,
     upfirdn2d,
 )
-from tests.models import reference_stylegan2 as ref
+from tests.helpers import reference_stylegan2 as ref
 
 ATOL = 1e-4
 
