@@ -66,6 +66,27 @@ TASKS = (
     ),
 )
 MODEL_TASKS = ("encoder", "directions")
+# Rough image counts below which a task gives poor results, and what to say about it.
+ENOUGH_IMAGES = {
+    "stylegan2": (5000, "a GAN needs about 5,000 images or more (10,000+ for good faces); "
+                  "with far fewer it copies the photos or collapses"),
+    "progan": (5000, "a GAN needs about 5,000 images or more (10,000+ for good faces); "
+               "with far fewer it copies the photos or collapses"),
+    "classifier": (1000, "a classifier needs about 1,000 labelled photos or more, with a few "
+                   "hundred showing each attribute"),
+    "encoder": (500, "refining an encoder on real photos helps from about 500 photos on"),
+}  # fmt: skip
+SCAN_DELAY_MS = 400  # wait this long after the last keystroke before scanning a typed path
+
+
+def too_few_images_warning(task: str, count: int) -> str:
+    """A warning when ``count`` images are too few for ``task``; empty when they are enough."""
+    needed, advice = ENOUGH_IMAGES.get(task, (0, ""))
+    if count >= needed:
+        return ""
+    return f"Only {count:,} images: {advice}. Fine for a quick try, not for a useful model."
+
+
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
 IMAGE_FILTER = "Zip archives (*.zip);;All files (*)"
 MODEL_FILTER = "Models (*.safetensors *.pt *.pth *.pkl);;All files (*)"
@@ -121,12 +142,21 @@ class DataPage(QWizardPage):
         self.data_edit = QLineEdit()
         self.data_edit.setObjectName("dataEdit")
         self.data_edit.setPlaceholderText("a folder (or .zip) of photos")
-        self.data_edit.editingFinished.connect(self.scan)
+        # Scan shortly after typing stops, so a typed or pasted path enables Next by itself.
+        self._scan_timer = QTimer(self)
+        self._scan_timer.setSingleShot(True)
+        self._scan_timer.setInterval(SCAN_DELAY_MS)
+        self._scan_timer.timeout.connect(self.scan)
+        self.data_edit.textChanged.connect(self._scan_timer.start)
         self.data_browse = QPushButton("Browse…")
         self.data_browse.setObjectName("dataBrowseButton")
         self.data_browse.clicked.connect(self._on_data_browse_clicked)
         self.count_label = QLabel("")
         self.count_label.setObjectName("dataCount")
+        self.few_label = QLabel("")
+        self.few_label.setObjectName("tooFewImages")
+        self.few_label.setWordWrap(True)
+        self.few_label.setStyleSheet("color: #e8a04c")
         self.thumbnails = QLabel("")
         self.thumbnails.setObjectName("thumbnails")
         self.thumbnails.setMinimumHeight(68)
@@ -138,7 +168,7 @@ class DataPage(QWizardPage):
         self.labels_edit = QLineEdit()
         self.labels_edit.setObjectName("labelsEdit")
         self.labels_edit.setPlaceholderText("CSV: a file-name column and one column per attribute")
-        self.labels_edit.editingFinished.connect(self._read_columns)
+        self.labels_edit.textChanged.connect(self._read_columns)
         self.labels_browse = QPushButton("Browse…")
         self.labels_browse.clicked.connect(self._on_labels_browse_clicked)
         self.columns_list = QListWidget()
@@ -169,6 +199,7 @@ class DataPage(QWizardPage):
         self.form.addRow("Classifier", self.classifier_edit)
         self.form.addRow("Photos", self.data_row)
         self.form.addRow("", self.count_label)
+        self.form.addRow("", self.few_label)
         self.form.addRow("", self.thumbnails)
         self.form.addRow("", self.align_check)
         self.form.addRow("Labels CSV", self.labels_row)
@@ -189,6 +220,7 @@ class DataPage(QWizardPage):
             self.classifier_edit: task == "directions",
             self.data_row: photos,
             self.count_label: photos,
+            self.few_label: photos,
             self.thumbnails: photos,
             self.align_check: photos,
             self.labels_row: task == "classifier",
@@ -197,12 +229,15 @@ class DataPage(QWizardPage):
         }
         for widget, shown in visible.items():
             self.form.setRowVisible(widget, shown)
+        if self.preview is not None:  # the task may have changed since the folder was scanned
+            self.few_label.setText(too_few_images_warning(task, self.preview.count))
 
     # -- browsing ---------------------------------------------------------------------------
     def _on_data_browse_clicked(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of photos")
         if folder:
             self.data_edit.setText(folder)
+            self._scan_timer.stop()
             self.scan()
 
     def _on_labels_browse_clicked(self) -> None:
@@ -211,7 +246,6 @@ class DataPage(QWizardPage):
         )
         if path:
             self.labels_edit.setText(path)
-            self._read_columns()
 
     def _on_model_browse_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model", "", MODEL_FILTER)
@@ -223,6 +257,7 @@ class DataPage(QWizardPage):
         """Count the images and make thumbnails in the background."""
         text = self.data_edit.text().strip()
         self.preview = None
+        self.few_label.setText("")
         self.completeChanged.emit()
         if not text:
             self.count_label.setText("")
@@ -243,6 +278,8 @@ class DataPage(QWizardPage):
             f", {preview.unreadable} unreadable among the first few" if preview.unreadable else ""
         )
         self.count_label.setText(f"{preview.count:,} images{note}")
+        task = self.wizard().task() if self.wizard() else "stylegan2"
+        self.few_label.setText(too_few_images_warning(task, preview.count))
         if preview.thumbnails:
             strip = QPixmap(68 * len(preview.thumbnails), 64)
             strip.fill(Qt.GlobalColor.transparent)
