@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -30,7 +32,9 @@ import torch
 from models.discriminator import StyleGAN2Discriminator
 from models.errors import CheckpointError, UnsupportedFormatError
 from models.formats import native, nvidia_pkl, pgan, rosinality
+from models.formats.limits import LimitError, check_zip_members, require_regular_file
 from models.generator import Generator
+from models.jobs import Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,10 @@ def sniff_container(path: Path) -> Container:
     if path.is_dir():
         raise CheckpointError(path, "is a folder, not a checkpoint file")
     try:
+        require_regular_file(path)  # a FIFO would block the open below forever
+    except (LimitError, OSError) as exc:
+        raise CheckpointError(path, str(exc)) from exc
+    try:
         with path.open("rb") as handle:
             head = handle.read(64)
     except OSError as exc:
@@ -119,28 +127,60 @@ def _safe_globals() -> list[Any]:
     return found
 
 
-def read_torch_file(path: Path) -> Any:
+def check_torch_zip(path: Path) -> None:
+    """Check a zip-based torch file's member sizes before ``torch.load`` inflates any of them.
+
+    Raises:
+        CheckpointError: a member claims more than the file holds or would inflate too much.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            check_zip_members(archive, path.stat().st_size)
+    except LimitError as exc:
+        raise CheckpointError(path, str(exc)) from exc
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(path, f"truncated or corrupted torch file ({exc})") from exc
+
+
+def read_torch_file(path: Path, safe_globals: list[Any] | None = None) -> Any:
     """Read a torch file without executing code from it (``weights_only=True``).
+
+    Zip members are size-checked first; the message for a refused class names it.
 
     Raises:
         CheckpointError: the file is truncated, corrupted or asks for code it may not run.
     """
+    if zipfile.is_zipfile(path):
+        check_torch_zip(path)
+    allowed = _safe_globals() if safe_globals is None else safe_globals
     try:
-        with torch.serialization.safe_globals(_safe_globals()):
+        with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
-        raise CheckpointError(
-            path, f"truncated or corrupted torch file ({_first_line(exc)})"
-        ) from exc
-    except Exception as exc:  # torch raises UnpicklingError and others for refused globals
-        raise CheckpointError(
-            path, f"unsafe or unsupported content in torch file ({_first_line(exc)})"
-        ) from exc
+    except Exception as exc:  # torch raises many types; a refused global is worded apart
+        raise CheckpointError(path, describe_torch_error(exc)) from exc
+
+
+# torch words a refused class as "Unsupported global: GLOBAL os.system was not an allowed ..."
+_REFUSED_GLOBAL = re.compile(r"(?:GLOBAL|global|function|class) ([\w.]+\.[\w]+)")
+
+
+def describe_torch_error(exc: BaseException) -> str:
+    """One line for a failed ``torch.load``: the refused global, or what broke."""
+    text = str(exc)
+    if isinstance(exc, MemoryError):
+        return "the file asks for more memory than is available (damaged or hostile file)"
+    if "Weights only load failed" in text or "Unsupported" in text:
+        found = _REFUSED_GLOBAL.search(text.split("Check the documentation")[0])
+        what = f"it asks for {found.group(1)}" if found else _first_line(exc)
+        return f"unsafe or unsupported content in torch file: {what}; nothing from it was run"
+    return f"truncated or corrupted torch file ({_first_line(exc)})"
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    useful = [line for line in lines if "weights_only" not in line and "re-run" not in line]
+    text = (useful or lines or [type(exc).__name__])[0]
+    return text[:200]
 
 
 def _read_payload(path: Path, container: Container) -> Any:
@@ -151,13 +191,47 @@ def _read_payload(path: Path, container: Container) -> Any:
     return path
 
 
-def load_generator_file(path: str | Path) -> Generator:
+def load_generator_file(
+    path: str | Path, should_stop: Callable[[], bool] | None = None
+) -> Generator:
     """Load a generator from any supported checkpoint (on the CPU, fp32, eval mode).
 
+    Args:
+        path: the checkpoint.
+        should_stop: polled between the loading steps (and while unpickling); when it turns
+            true, ``Cancelled`` is raised.
+
     Raises:
-        CheckpointError: missing, unreadable, corrupted or unsupported file; message names it.
+        CheckpointError: missing, unreadable, corrupted, unsupported or hostile file; the
+            message names it. Every failure of loading ends as this error.
+        Cancelled: ``should_stop`` asked to stop.
     """
     path = Path(path)
+    return _guarded(path, lambda: _load_generator(path, should_stop or (lambda: False)))
+
+
+def _guarded(path: Path, load: Callable[[], Any]) -> Any:
+    """Run ``load``; every failure other than cancelling becomes a ``CheckpointError``."""
+    try:
+        return load()
+    except (CheckpointError, Cancelled):
+        raise
+    except InterruptedError:
+        raise Cancelled(None) from None
+    except LimitError as exc:
+        raise CheckpointError(path, str(exc)) from exc
+    except MemoryError as exc:
+        raise CheckpointError(path, "asks for more memory than is available") from exc
+    except RecursionError as exc:
+        raise CheckpointError(path, "nested too deeply to be a checkpoint") from exc
+    except Exception as exc:  # the loading boundary: no file may end in a traceback
+        log.debug("loading %s failed", path, exc_info=True)
+        raise CheckpointError(
+            path, f"damaged or unsupported checkpoint ({type(exc).__name__}: {_first_line(exc)})"
+        ) from exc
+
+
+def _load_generator(path: Path, should_stop: Callable[[], bool]) -> Generator:
     container = sniff_container(path)
     if container is Container.UNKNOWN:
         raise UnsupportedFormatError(
@@ -166,13 +240,21 @@ def load_generator_file(path: str | Path) -> Generator:
             "unrecognised file content",
         )
     payload = _read_payload(path, container)
+    if should_stop():
+        raise Cancelled(None)
     tried: list[str] = []
     for layout in LAYOUTS:
         if container not in layout.CONTAINERS:
             continue
         tried.append(layout.NAME)
         if layout.accepts(payload):
-            generator: Generator = layout.build(payload, path)
+            generator: Generator = (
+                layout.build(payload, path, should_stop=should_stop)
+                if container is Container.PICKLE  # only pickles are read inside ``build``
+                else layout.build(payload, path)
+            )
+            if should_stop():
+                raise Cancelled(None)
             generator.float().eval().requires_grad_(False)
             if not generator.name:
                 generator.name = path.stem
@@ -198,6 +280,10 @@ def load_discriminator_file(path: str | Path) -> StyleGAN2Discriminator | None:
         CheckpointError: missing, unreadable or corrupted file; a damaged discriminator entry.
     """
     path = Path(path)
+    return _guarded(path, lambda: _load_discriminator(path))
+
+
+def _load_discriminator(path: Path) -> StyleGAN2Discriminator | None:
     container = sniff_container(path)
     if container is Container.UNKNOWN:
         raise UnsupportedFormatError(

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from models.errors import CheckpointError
+from models.formats.limits import LimitError, check_progan, check_stylegan2, check_tensors
 from models.generator import CheckpointSource, Generator
 from models.progan import progan_from_architecture
 from models.stylegan2 import stylegan2_from_architecture
@@ -32,6 +33,11 @@ CONTAINERS = frozenset({"safetensors"})
 BUILDERS: dict[str, Callable[[dict[str, Any]], Generator]] = {
     "stylegan2": stylegan2_from_architecture,
     "progan": progan_from_architecture,
+}
+# kind -> check of the architecture against the limits and the file's tensors, before building
+CHECKS: dict[str, Callable[[dict[str, Any], int | None], None]] = {
+    "stylegan2": check_stylegan2,
+    "progan": check_progan,
 }
 
 Payload = tuple[dict[str, torch.Tensor], dict[str, str]]
@@ -64,21 +70,25 @@ def build(payload: Payload, path: Path) -> Generator:
         header = json.loads(metadata[METADATA_KEY])
         kind = header["kind"]
         architecture = header["architecture"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
         raise CheckpointError(path, f"damaged {METADATA_KEY} metadata ({exc})") from exc
-    if header.get("schema_version", 0) > SCHEMA_VERSION:
-        raise CheckpointError(
-            path, f"written by a newer version of the app (schema {header['schema_version']})"
-        )
-    if kind not in BUILDERS:
-        raise CheckpointError(path, f"unknown generator kind {kind!r}")
+    version = header.get("schema_version", 0)
+    if not isinstance(version, int) or not isinstance(architecture, dict):
+        raise CheckpointError(path, f"damaged {METADATA_KEY} metadata (wrong types)")
+    if version > SCHEMA_VERSION:
+        raise CheckpointError(path, f"written by a newer version of the app (schema {version})")
+    if not isinstance(kind, str) or kind not in BUILDERS:
+        raise CheckpointError(path, f"unknown generator kind {kind!r:.60}")
     try:
+        CHECKS[kind](architecture, check_tensors(tensors))
         generator = BUILDERS[kind](architecture)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(path, f"invalid architecture: {exc}") from exc
     load_state_dict_strict(generator, tensors, path)
-    generator.name = str(header.get("name") or path.stem)
+    generator.name = str(header.get("name") or path.stem)[:200]
     provenance = header.get("provenance") or {}
+    if not isinstance(provenance, dict):
+        provenance = {}
     generator.source = CheckpointSource(path, NAME, _describe(provenance))
     generator.provenance = dict(provenance)
     return generator
@@ -119,6 +129,14 @@ def load_state_dict_strict(
         )
     if problems:
         raise CheckpointError(path, "; ".join(problems))
+    for key in expected:
+        try:
+            check_tensors({key: tensors[key]})
+        except LimitError as exc:
+            raise CheckpointError(path, str(exc)) from exc
+        value = tensors[key]
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(path, f"tensor {key} holds NaN or infinite values")
     with torch.no_grad():
         for key, value in expected.items():
             value.copy_(tensors[key].to(value.dtype))
@@ -226,11 +244,39 @@ def atomic_temp_file(path: Path, suffix: str = ".tmp") -> Path:
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it over ``path``."""
+    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it over ``path``.
+
+    The data is flushed to disk before the rename (and the rename itself after it), so that a
+    power loss leaves either the old file or the complete new one, never an empty one.
+    """
     tmp = atomic_temp_file(path)
     try:
         write(tmp)
+        _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename durable; not possible everywhere (Windows cannot open folders).
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)

@@ -31,7 +31,7 @@ import logging
 import math
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ import torch
 from models.discriminator import StyleGAN2Discriminator
 from models.errors import CheckpointError
 from models.formats import safe_pickle
+from models.formats.limits import LimitError, check_stylegan2, check_tensors
 from models.formats.native import load_state_dict_strict
 from models.formats.safe_pickle import InertObject, PersistentObject
 from models.generator import CheckpointSource, Generator
@@ -53,19 +54,21 @@ NAME = "NVIDIA network pickle"
 CONTAINERS = frozenset({"pickle"})
 
 _TF_NETWORK = "dnnlib.tflib.network.Network"
+_MAX_SOURCE = 1_000_000
 
 
 # -- reading ------------------------------------------------------------------------------------
 
 
-def read_pickle(path: Path) -> Any:
+def read_pickle(path: Path, should_stop: Callable[[], bool] | None = None) -> Any:
     """Unpickle ``path`` without running anything from it.
 
     Raises:
         CheckpointError: unsafe globals (named), truncated or corrupted data.
+        InterruptedError: ``should_stop()`` turned true while reading.
     """
     try:
-        return safe_pickle.load_path(path)
+        return safe_pickle.load_path(path, should_stop)
     except safe_pickle.UnsafePickleError as exc:
         raise CheckpointError(
             path,
@@ -84,6 +87,7 @@ def read_pickle(path: Path) -> Any:
         RuntimeError,
         MemoryError,
         OverflowError,
+        RecursionError,
     ) as exc:
         detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(path, f"truncated or corrupted pickle ({detail})") from exc
@@ -132,25 +136,29 @@ class GeneratorConfig:
     num_fp16_layers: int = 0  # blocks NVIDIA runs in fp16 (run in fp32 here)
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars and EasyDicts to plain Python values."""
+def _plain(value: Any, depth: int = 0) -> Any:
+    """numpy scalars and EasyDicts to plain Python values (nesting beyond 16 levels is refused)."""
+    if depth > 16:
+        raise LimitError("configuration nested too deeply")
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, depth + 1) for v in value]
     return value
 
 
 def source_default(module_src: str, class_name: str, argument: str) -> Any:
-    """Read the default of ``argument`` in ``class_name.__init__`` from source text (parsed, never run).
+    """The default of ``argument`` in ``class_name.__init__``, parsed (never run) from source text.
 
     Returns None when the class, the argument or a literal default is not found.
     """
+    if len(module_src) > _MAX_SOURCE:
+        return None  # NVIDIA's networks.py is ~40 kB; a huge source would only cost memory
     try:
         tree = ast.parse(module_src)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == class_name:
@@ -335,7 +343,25 @@ def to_rosinality_state(
 def build_generator(
     tensors: Mapping[str, torch.Tensor], config: GeneratorConfig, path: Path
 ) -> StyleGAN2Generator:
-    """Build a ``StyleGAN2Generator`` from NVIDIA-named tensors and ``config``."""
+    """Build a ``StyleGAN2Generator`` from NVIDIA-named tensors and ``config``.
+
+    The configuration is checked against the limits and the tensors' real size first.
+    """
+    arch = {
+        "resolution": config.resolution,
+        "channels": list(config.channels),
+        "z_dim": config.z_dim,
+        "w_dim": config.w_dim,
+        "mapping_layers": config.mapping_layers,
+        "c_dim": config.c_dim,
+        "embed_features": config.embed_features or None,
+        "lr_mlp": config.lr_mlp,
+        "conv_clamp": config.conv_clamp,
+    }
+    try:
+        check_stylegan2(arch, check_tensors(tensors))
+    except LimitError as exc:
+        raise CheckpointError(path, str(exc)) from exc
     generator = StyleGAN2Generator(
         config.resolution,
         config.channels,
@@ -410,143 +436,22 @@ def _pytorch_generator(data: dict[str, Any], path: Path) -> Generator:
     return generator
 
 
-# -- TF pickles ---------------------------------------------------------------------------------
-
-
-def _tf_state(network: Any) -> dict[str, Any]:
-    state = network.state if isinstance(network, InertObject) else None
-    return state if isinstance(state, dict) else {}
-
-
-def _tf_variables(network: Any, prefix: str = "") -> dict[str, np.ndarray]:
-    state = _tf_state(network)
-    found: dict[str, np.ndarray] = {}
-    for entry in state.get("variables") or []:
-        if isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[1], np.ndarray):
-            found[prefix + str(entry[0])] = entry[1]
-    for name, component in (state.get("components") or {}).items():
-        found.update(_tf_variables(component, f"{prefix}{name}/"))
-    return found
-
-
-def _tf_generator(data: tuple[Any, ...], path: Path) -> Generator:
-    gs = data[2]
-    state = _tf_state(gs)
-    synthesis = _tf_state((state.get("components") or {}).get("synthesis"))
-    build_funcs = (state.get("build_func_name"), synthesis.get("build_func_name"))
-    if build_funcs[1] != "G_synthesis_stylegan2":
-        raise CheckpointError(
-            path,
-            f"a TensorFlow pickle of an unsupported network ({build_funcs[1] or build_funcs[0]}); "
-            "only StyleGAN2 TF pickles convert (not StyleGAN1)",
-        )
-    kwargs = _plain(state.get("static_kwargs") or {})
-    kwargs.update(
-        {k: v for k, v in _plain(synthesis.get("static_kwargs") or {}).items() if k not in kwargs}
-    )
-    variables = _tf_variables(gs)
-    if any(re.fullmatch(r"synthesis/ToRGB_lod\d+/.*", name) for name in variables):
-        raise CheckpointError(
-            path, "a TensorFlow StyleGAN2 pickle with per-LOD ToRGB (config a-d) is not supported"
-        )
-    try:
-        tensors = _tf_to_nvidia_names(variables)
-    except KeyError as exc:
-        raise CheckpointError(
-            path, f"incomplete TensorFlow StyleGAN2 pickle (no variable {exc})"
-        ) from exc
-    resolution = int(kwargs.get("resolution", 1024))
-    config = _finish_config(
-        tensors,
-        path,
-        z_dim=int(kwargs.get("latent_size", 512)),
-        c_dim=int(kwargs.get("label_size", 0) or 0),
-        w_dim=int(kwargs.get("dlatent_size", 512)),
-        resolution=resolution,
-        img_channels=int(kwargs.get("num_channels", 3)),
-        mapping_layers=sum(1 for k in tensors if re.fullmatch(r"mapping\.fc\d+\.weight", k)),
-        lr_mlp=float(kwargs.get("mapping_lrmul", 0.01)),
-        conv_clamp=None if kwargs.get("conv_clamp") is None else float(kwargs["conv_clamp"]),
-        architecture=str(kwargs.get("architecture", "skip")),
-    )
-    generator = build_generator(tensors, config, path)
-    generator.source = CheckpointSource(
-        path, "NVIDIA TensorFlow pickle", f"Gs converted, architecture {config.architecture}"
-    )
-    generator.provenance = {"converted_from": "NVIDIA TensorFlow pickle", "network": "Gs"}
-    return generator
-
-
-def _tf_to_nvidia_names(variables: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Map TF variable names to the names NVIDIA's PyTorch networks use (as its legacy.py does)."""
-
-    def t(array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-
-    def conv(weight: np.ndarray, flip: bool = False) -> torch.Tensor:
-        # TF kernels are [kh, kw, in, out]; TF's up-sampling conv flips them spatially.
-        if flip:
-            weight = weight[::-1, ::-1]
-        return t(weight.transpose(3, 2, 0, 1))
-
-    out: dict[str, torch.Tensor] = {}
-    if "dlatent_avg" in variables:
-        out["mapping.w_avg"] = t(variables["dlatent_avg"])
-    for name, value in variables.items():
-        if m := re.fullmatch(r"mapping/Dense(\d+)/(weight|bias)", name):
-            out[f"mapping.fc{m.group(1)}.{m.group(2)}"] = t(
-                value.T if m.group(2) == "weight" else value
-            )
-        elif m := re.fullmatch(r"mapping/LabelEmbed/(weight|bias)", name):
-            out[f"mapping.embed.{m.group(1)}"] = t(value.T if m.group(1) == "weight" else value)
-    out["synthesis.b4.const"] = t(variables["synthesis/4x4/Const/const"][0])
-    resolutions = sorted(
-        {int(m.group(1)) for n in variables if (m := re.fullmatch(r"synthesis/(\d+)x\d+/.*", n))}
-    )
-    for r in resolutions:
-        layers = (
-            [("conv1", "Conv", False)]
-            if r == 4
-            else [("conv0", "Conv0_up", True), ("conv1", "Conv1", False)]
-        )
-        for dst, src, flip in layers:
-            base = f"synthesis/{r}x{r}/{src}"
-            out[f"synthesis.b{r}.{dst}.weight"] = conv(variables[f"{base}/weight"], flip)
-            out[f"synthesis.b{r}.{dst}.bias"] = t(variables[f"{base}/bias"])
-            out[f"synthesis.b{r}.{dst}.affine.weight"] = t(variables[f"{base}/mod_weight"].T)
-            out[f"synthesis.b{r}.{dst}.affine.bias"] = t(variables[f"{base}/mod_bias"] + 1)
-            if f"{base}/noise_strength" in variables:
-                index = 0 if r == 4 else int(math.log2(r)) * 2 - (5 if dst == "conv0" else 4)
-                out[f"synthesis.b{r}.{dst}.noise_strength"] = t(variables[f"{base}/noise_strength"])
-                out[f"synthesis.b{r}.{dst}.noise_const"] = t(
-                    variables[f"synthesis/noise{index}"][0, 0]
-                )
-        if f"synthesis/{r}x{r}/ToRGB/weight" in variables:
-            base = f"synthesis/{r}x{r}/ToRGB"
-            out[f"synthesis.b{r}.torgb.weight"] = conv(variables[f"{base}/weight"])
-            out[f"synthesis.b{r}.torgb.bias"] = t(variables[f"{base}/bias"])
-            out[f"synthesis.b{r}.torgb.affine.weight"] = t(variables[f"{base}/mod_weight"].T)
-            out[f"synthesis.b{r}.torgb.affine.bias"] = t(variables[f"{base}/mod_bias"] + 1)
-        if f"synthesis/{r}x{r}/Skip/weight" in variables:
-            out[f"synthesis.b{r}.skip.weight"] = conv(
-                variables[f"synthesis/{r}x{r}/Skip/weight"], flip=True
-            )
-    return out
-
-
 # -- entry points -------------------------------------------------------------------------------
 
 
-def build(payload: Path, path: Path) -> Generator:
+def build(payload: Path, path: Path, should_stop: Callable[[], bool] | None = None) -> Generator:
     """Load the generator of an NVIDIA pickle (see the module docstring).
 
     Raises:
         CheckpointError: unsafe, corrupted, StyleGAN3, ProGAN/StyleGAN1 TF, discriminator-only
             or otherwise unsupported content; the message names the file and the reason.
+        InterruptedError: ``should_stop()`` turned true while reading.
     """
-    data = read_pickle(path)
+    data = read_pickle(path, should_stop)
     if isinstance(data, tuple) and len(data) == 3 and all(_is_tf_network(n) for n in data):
-        return _tf_generator(data, path)
+        from models.formats.nvidia_tf import tf_generator  # imports this module
+
+        return tf_generator(data, path)
     if isinstance(data, tuple) and data and all(_is_progan_tf(n) for n in data):
         raise CheckpointError(
             path,

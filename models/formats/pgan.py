@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from models.errors import CheckpointError
+from models.formats.limits import LimitError, check_progan, check_tensors
 from models.formats.native import load_state_dict_strict
 from models.generator import CheckpointSource, Generator
 from models.progan import ProGANGenerator
@@ -67,7 +68,7 @@ def _generator_state(payload: Any) -> tuple[str, dict[str, torch.Tensor]] | None
 
 
 def accepts(payload: Any) -> bool:
-    """True for a dict with a PGAN ``avgG``/``netG`` state, or a PGAN ``netD`` alone (to explain it)."""
+    """True for a dict with a PGAN ``avgG``/``netG`` state, or a PGAN ``netD`` alone (explained)."""
     if _generator_state(payload) is not None:
         return True
     return (
@@ -122,6 +123,10 @@ def build(payload: dict[str, Any], path: Path) -> Generator:
         raise CheckpointError(path, f"{out_channels}-channel PGAN outputs are not supported")
     loss = config.get("lossCriterion")
     alpha = float(config.get("alpha") or 0.0) if len(depths) > 1 else 0.0
+    try:
+        check_progan({"z_dim": z_dim, "depths": depths, "alpha": alpha}, check_tensors(state))
+    except LimitError as exc:
+        raise CheckpointError(path, str(exc)) from exc
     try:
         generator = ProGANGenerator(
             z_dim,

@@ -1,4 +1,4 @@
-"""rosinality ``stylegan2-pytorch`` checkpoints: ``{"g_ema": state_dict, "latent_avg": [512], ...}``.
+"""rosinality ``stylegan2-pytorch`` checkpoints: ``{"g_ema": state_dict, "latent_avg": [512]}``.
 
 Covers ``convert_weight.py`` outputs (``g_ema`` + ``latent_avg``, optionally ``g``/``d``), training
 snapshots (``g``, ``d``, ``g_ema``, optimiser states, ``args`` as an ``argparse.Namespace``) and
@@ -16,6 +16,7 @@ import torch
 
 from models.discriminator import StyleGAN2Discriminator
 from models.errors import CheckpointError
+from models.formats.limits import LimitError, check_stylegan2, check_tensors
 from models.formats.native import load_state_dict_strict
 from models.generator import CheckpointSource, Generator
 from models.stylegan2 import BLUR_KERNEL, StyleGAN2Generator, make_kernel
@@ -80,7 +81,13 @@ def build(payload: dict[str, Any], path: Path) -> Generator:
     assert state is not None
     is_bare = state is payload
     which = "bare state dict" if is_bare else ("g_ema" if state is payload.get("g_ema") else "g")
-    generator = StyleGAN2Generator(**infer_architecture(state, path))
+    try:
+        available = check_tensors(state)
+        architecture = infer_architecture(state, path)
+        check_stylegan2(architecture, available)
+    except LimitError as exc:
+        raise CheckpointError(path, str(exc)) from exc
+    generator = StyleGAN2Generator(**architecture)
     state = dict(state)
     # Old conversions lack the constant FIR kernels and the noise buffers; both can be supplied.
     expected = generator.state_dict()
@@ -146,6 +153,16 @@ def build_discriminator(payload: Any, path: Path) -> StyleGAN2Discriminator | No
         raise CheckpointError(
             path, f"incomplete rosinality discriminator (no tensor {exc})"
         ) from exc
+    try:
+        available = check_tensors(state)
+        # The discriminator mirrors a generator with these widths; the same bounds apply.
+        check_stylegan2(
+            {"resolution": 2 ** (num_blocks + 2), "channels": list(reversed(by_resolution)),
+             "mapping_layers": 0, "w_dim": 1},
+            available,
+        )  # fmt: skip
+    except LimitError as exc:
+        raise CheckpointError(path, str(exc)) from exc
     resolution = 2 ** (num_blocks + 2)
     discriminator = StyleGAN2Discriminator(resolution, list(reversed(by_resolution)))
     state = dict(state)
