@@ -9,7 +9,6 @@ tensors), so sharing it is safe and saves a second copy of the weights.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,16 +30,8 @@ from PySide6.QtWidgets import (
 from app.errors import ErrorReport, show_error
 from app.widgets.image_view import ImageView
 from app.workers import Job, JobRegistry
-from editors.alignment import (
-    AlignedFace,
-    DetectedFace,
-    align_landmarks,
-    center_crop,
-    detect_faces,
-    load_image,
-)
-from editors.compositing import composite
-from editors.images import save_rgb
+from editors.alignment import DetectedFace
+from editors.photo import PhotoAlignment, align_photo, crop_photo, export_composite
 from editors.projection import ProjectionConfig, ProjectionResult, project
 from models.jobs import Progress
 
@@ -55,48 +46,6 @@ VGG_HINT = (
     "VGG16 is not downloaded: projection uses the offline loss (pixel, SSIM, face identity). "
     "File → Get models… fetches VGG16 for sharper results."
 )
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class PhotoAlignment:
-    """The outcome of aligning a photo (computed in a worker thread)."""
-
-    path: Path
-    faces: tuple[DetectedFace, ...]  # largest first; empty when none was found
-    aligned: AlignedFace | None  # the chosen face, or None when there is no face
-
-
-def align_photo(path: Path, size: int, face_index: int = 0) -> PhotoAlignment:
-    """Load, detect and align one face (Qt-free; run it in a job)."""
-    photo = load_image(path)
-    faces = tuple(detect_faces(photo))
-    if not faces:
-        return PhotoAlignment(path, faces, None)
-    face = faces[min(face_index, len(faces) - 1)]
-    aligned = align_landmarks(photo, face.landmarks, size, rect=face.rect, faces_found=len(faces))
-    return PhotoAlignment(path, faces, _with_path(aligned, path))
-
-
-def crop_photo(path: Path, size: int) -> PhotoAlignment:
-    """The centre-crop fallback (Qt-free; run it in a job)."""
-    return PhotoAlignment(path, (), _with_path(center_crop(path, size), path))
-
-
-def _with_path(aligned: AlignedFace, path: Path) -> AlignedFace:
-    import dataclasses
-
-    return dataclasses.replace(aligned, source_path=path)
-
-
-def export_composite(
-    photo: Path, aligned: AlignedFace, face: np.ndarray, out: Path
-) -> tuple[Path, Path]:
-    """Write the edited face composited into the photo, and the aligned face beside it."""
-    merged = composite(photo, aligned, face)
-    save_rgb(np.asarray(merged), out)
-    aligned_out = out.with_name(f"{out.stem}-aligned{out.suffix}")
-    save_rgb(face, aligned_out)
-    return out, aligned_out
 
 
 class ProjectionPanel(QWidget):

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from editors.alignment import AlignedFace, align_face, center_crop
+from editors.alignment import AlignedFace
 from editors.cli.common import add_model_arguments, model_or_demo, progress_bar
 from editors.errors import AlignmentError, ImageLoadError, NoFaceFound
 from editors.images import save_rgb
 from editors.latent_io import latent_metadata, load_latent, save_latent
+from editors.photo import align_photo, crop_photo
 from editors.projection import ProjectionConfig, ProjectionResult, project
 from models import load_generator
 from models.formats.native import atomic_write
@@ -113,18 +114,18 @@ def _discriminator(model: str, device: str | None) -> object | None:
 
 def _align(path: Path, size: int, args: argparse.Namespace) -> AlignedFace:
     if args.no_align:
-        return center_crop(path, size)
-    try:
-        return align_face(path, size, face_index=args.face)
-    except NoFaceFound:
-        if args.center_crop_fallback:
-            log.warning("%s: no face found; using the centre square", path)
-            return center_crop(path, size)
+        return crop_photo(path, size).aligned  # type: ignore[return-value]
+    photo = align_photo(path, size, face_index=args.face or 0)
+    if photo.aligned is None and args.center_crop_fallback:
+        log.warning("%s: no face found; using the centre square", path)
+        return crop_photo(path, size).aligned  # type: ignore[return-value]
+    if photo.aligned is None:
         raise NoFaceFound(
             path,
             "no face found; add --center-crop-fallback to project the centre square instead, "
             "or --no-align when the photo is already a cropped, aligned face",
-        ) from None
+        )
+    return photo.aligned
 
 
 def _project_one(
