@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 
 from editors.errors import LatentFileError
+from models.formats.limits import (
+    MAX_LATENT_DIM,
+    LimitError,
+    check_tensors,
+    check_zip_members,
+    require_regular_file,
+)
 from models.formats.native import atomic_write
+from models.formats.npz import DEFAULT_MAX_TOTAL, read_npz
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,8 @@ SCHEMA_VERSION = 1
 FORMAT_OURS = "latentstudio latent.npz"
 FORMAT_NVIDIA = "NVIDIA projected_w.npz"
 FORMAT_ROSINALITY = "rosinality projector .pt"
+MAX_ROWS = 1024  # style layers of a latent (18 for a 1024 px StyleGAN2)
+_MAX_METADATA = 1_000_000  # characters of the JSON metadata
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -40,6 +50,18 @@ class LatentFile:
     path: Path
     noise: tuple[np.ndarray, ...] | None = None  # noise maps when the file has them
     names: tuple[str, ...] = field(default_factory=tuple)  # entries of a multi-image .pt
+
+    @property
+    def tuning_path(self) -> Path | None:
+        """The pivotal-tuning delta the latent was made with, when it refers to one.
+
+        Only a file beside the latent is ever used (a name with folders is reduced to its name).
+        """
+        entry = self.metadata.get("tuning")
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not Path(name).name:
+            return None
+        return self.path.parent / Path(name).name
 
     @property
     def model_fingerprint(self) -> str | None:
@@ -117,11 +139,29 @@ def load_latent(path: str | Path, *, index: int = 0) -> LatentFile:
         index: which entry of a multi-image rosinality file (in file order).
 
     Raises:
-        LatentFileError: missing, unreadable, not a latent file, or a latent of a bad shape.
+        LatentFileError: missing, unreadable, not a latent file, a latent of a bad shape or
+            with NaN/infinite values; every failure of reading ends as this error.
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        return _load_latent(path, index)
+    except LatentFileError:
+        raise
+    except (LimitError, OSError, zipfile.BadZipFile) as exc:
+        raise LatentFileError(path, str(exc)) from None
+    except MemoryError:
+        raise LatentFileError(path, "asks for more memory than is available") from None
+    except RecursionError:
+        raise LatentFileError(path, "nested too deeply to be a latent file") from None
+    except Exception as exc:  # the loading boundary: no file may end in a traceback
+        log.debug("reading %s failed", path, exc_info=True)
+        raise LatentFileError(path, f"damaged latent file ({type(exc).__name__}: {exc})") from None
+
+
+def _load_latent(path: Path, index: int) -> LatentFile:
+    if not path.exists():
         raise LatentFileError(path, "no such file")
+    require_regular_file(path)
     with open(path, "rb") as handle:
         head = handle.read(4)
     if head[:2] != b"PK":
@@ -130,6 +170,7 @@ def load_latent(path: str | Path, *, index: int = 0) -> LatentFile:
         )
     try:
         with zipfile.ZipFile(path) as archive:
+            check_zip_members(archive, path.stat().st_size, max_total=DEFAULT_MAX_TOTAL)
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError) as exc:
         raise LatentFileError(path, f"damaged archive: {exc}") from None
@@ -140,9 +181,8 @@ def load_latent(path: str | Path, *, index: int = 0) -> LatentFile:
 
 def _load_npz(path: Path) -> LatentFile:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        arrays = read_npz(path)
+    except ValueError as exc:
         raise LatentFileError(path, f"cannot read the .npz file: {exc}") from None
     if "w" not in arrays:
         raise LatentFileError(path, f"no 'w' array (has {', '.join(sorted(arrays)) or 'nothing'})")
@@ -158,9 +198,12 @@ def _load_npz(path: Path) -> LatentFile:
     metadata: dict[str, Any] = {}
     format_name = FORMAT_NVIDIA
     if "metadata" in arrays:
+        text = arrays["metadata"]
+        if text.ndim != 0 or text.dtype.kind != "U" or text.dtype.itemsize > 4 * _MAX_METADATA:
+            raise LatentFileError(path, "metadata is not a JSON string")
         try:
-            metadata = json.loads(str(arrays["metadata"]))
-        except json.JSONDecodeError as exc:
+            metadata = json.loads(str(text))
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise LatentFileError(path, f"metadata is not JSON: {exc}") from None
         if not isinstance(metadata, dict):
             raise LatentFileError(path, "metadata is not a JSON object")
@@ -168,18 +211,24 @@ def _load_npz(path: Path) -> LatentFile:
         version = metadata.get("schema_version", 0)
         if isinstance(version, int) and version > SCHEMA_VERSION:
             log.warning("%s: written by a newer version (schema %s)", path, version)
-    noise_keys = sorted((k for k in arrays if k.startswith("noise_")), key=lambda k: int(k[6:]))
-    noise = tuple(arrays[k].astype(np.float32) for k in noise_keys) or None
+    noise_keys = [k for k in arrays if k.startswith("noise_")]
+    if any(not k[6:].isdigit() for k in noise_keys):
+        raise LatentFileError(path, f"unexpected entries {', '.join(noise_keys)[:80]}")
+    noise_keys.sort(key=lambda k: int(k[6:]))
+    noise = tuple(_checked_noise(arrays[k], k, path) for k in noise_keys) or None
     return LatentFile(_checked(w, path), metadata, format_name, path, noise)
 
 
 def _load_rosinality(path: Path, index: int) -> LatentFile:
     import torch
 
+    from models.errors import CheckpointError
+    from models.formats import read_torch_file
+
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for foreign or unsafe content
-        raise LatentFileError(path, f"cannot read the .pt file safely: {exc}") from None
+        data = read_torch_file(path, safe_globals=[])
+    except CheckpointError as exc:
+        raise LatentFileError(path, f"cannot read the .pt file safely: {exc.reason}") from None
     if not isinstance(data, dict) or not data:
         raise LatentFileError(
             path, "not rosinality projector output ({filename: {img, latent, noise}})"
@@ -196,14 +245,21 @@ def _load_rosinality(path: Path, index: int) -> LatentFile:
     latent = entry["latent"]
     if not isinstance(latent, torch.Tensor):
         raise LatentFileError(path, "'latent' is not a tensor")
+    noises = entry.get("noise") if isinstance(entry.get("noise"), list | tuple) else []
+    check_tensors({"latent": latent, **{f"noise {i}": n for i, n in enumerate(noises)}})
+    if not latent.is_floating_point():
+        raise LatentFileError(path, f"'latent' holds {latent.dtype}, not floating-point numbers")
     w = latent.detach().float().cpu().numpy()
     if w.ndim == 1:
         w = w[None]  # projected without --w_plus: one w for every layer
-    noise = None
-    if isinstance(entry.get("noise"), (list, tuple)):
-        noise = tuple(
-            n.detach().float().cpu().numpy() for n in entry["noise"] if isinstance(n, torch.Tensor)
+    noise = (
+        tuple(
+            _checked_noise(n.detach().cpu().numpy(), f"noise {i}", path)
+            for i, n in enumerate(noises)
         )
+        if noises
+        else None
+    )
     metadata = {"source_name": names[index]}
     return LatentFile(_checked(w, path), metadata, FORMAT_ROSINALITY, path, noise, names)
 
@@ -211,10 +267,20 @@ def _load_rosinality(path: Path, index: int) -> LatentFile:
 def _checked(w: np.ndarray, path: Path) -> np.ndarray:
     if w.ndim != 2 or min(w.shape) == 0:
         raise LatentFileError(path, f"latent must be [rows, w_dim], got {list(w.shape)}")
+    if w.shape[0] > MAX_ROWS or w.shape[1] > MAX_LATENT_DIM:
+        raise LatentFileError(path, f"a latent of {list(w.shape)} is larger than any model's")
+    if w.dtype.kind != "f":
+        raise LatentFileError(path, f"latent holds {w.dtype}, not floating-point numbers")
     w = np.ascontiguousarray(w, dtype=np.float32)
     if not np.isfinite(w).all():
         raise LatentFileError(path, "latent contains NaN or infinite values")
     return w
+
+
+def _checked_noise(array: np.ndarray, key: str, path: Path) -> np.ndarray:
+    if array.dtype.kind != "f" or not np.isfinite(array).all():
+        raise LatentFileError(path, f"{key} is not a map of finite floating-point numbers")
+    return array.astype(np.float32)
 
 
 def latent_metadata(

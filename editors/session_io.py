@@ -18,7 +18,10 @@ import numpy as np
 from editors.directions import DirectionSet, directions_from_json, directions_to_json
 from editors.mixing import LatentSource, StyleMix
 from editors.state import EditState
+from models.formats.limits import finite_number
 from models.formats.native import atomic_write
+from models.formats.npz import read_npz
+from models.generator import NOISE_MODES
 
 FILE_KIND = "latentstudio-session"
 SCHEMA_VERSION = 1
@@ -129,31 +132,70 @@ def load_session(path: str | Path) -> SessionFile:
         SessionFileError: missing, not a session, corrupted or inconsistent.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise SessionFileError(path, "file not found")
     try:
-        # Our own handle: np.load leaks the one it opens when the zip is damaged.
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            arrays = {key: np.asarray(archive[key]) for key in archive.files}
+        arrays = read_npz(path)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise SessionFileError(path, f"not a readable session file ({exc})") from exc
+    except MemoryError as exc:
+        raise SessionFileError(path, "asks for more memory than is available") from exc
     try:
-        document = json.loads(str(arrays["session"][()]))
-    except (KeyError, json.JSONDecodeError) as exc:
+        text = arrays["session"]
+        if text.ndim != 0 or text.dtype.kind != "U":
+            raise ValueError("the session document is not a string")
+        document = json.loads(str(text[()]))
+    except (KeyError, ValueError, RecursionError) as exc:
         raise SessionFileError(path, "not a Latent Studio session (no session document)") from exc
     if not isinstance(document, dict) or document.get("kind") != FILE_KIND:
         raise SessionFileError(path, "not a Latent Studio session")
-    if int(document.get("schema_version", 0)) > SCHEMA_VERSION:
-        raise SessionFileError(path, "written by a newer version of the app")
+    version = document.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise SessionFileError(
+            path, f"written by a newer version of the app (schema {version!r:.20})"
+        )
     try:
         return SessionFile(_state(document, arrays), _model(document))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SessionFileError(path, f"damaged session ({exc})") from exc
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
+        raise SessionFileError(path, f"damaged session ({type(exc).__name__}: {exc})") from exc
 
 
 def _model(document: dict[str, Any]) -> ModelReference:
     model = document.get("model") or {}
-    return ModelReference(model.get("path"), model.get("fingerprint"), str(model.get("name") or ""))
+    if not isinstance(model, dict):
+        raise TypeError("the model reference is not an object")
+    path, fingerprint = model.get("path"), model.get("fingerprint")
+    if not isinstance(path, str | None) or not isinstance(fingerprint, str | None):
+        raise TypeError("the model path and fingerprint must be text")
+    return ModelReference(path, fingerprint, str(model.get("name") or ""))
+
+
+def _latent(arrays: dict[str, np.ndarray], key: str) -> np.ndarray | None:
+    """A [rows, w_dim] latent of finite floats from the archive, or None when absent."""
+    array = arrays.get(key)
+    if array is None:
+        return None
+    if array.ndim != 2 or array.dtype.kind != "f":
+        raise ValueError(
+            f"{key} must be a [num_ws, w_dim] float array, got {array.dtype} {list(array.shape)}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(f"{key} contains NaN or infinite values")
+    return array.astype(np.float32)
+
+
+def _numbers(values: Any, what: str) -> dict[str, float]:
+    if not isinstance(values, dict):
+        raise TypeError(f"{what} must be an object of numbers")
+    return {str(k): finite_number(v, f"{what} {k!r:.40}") for k, v in values.items()}
+
+
+def _seed(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ValueError(f"seed must be an integer in 0..2**32-1, got {value!r:.40}")
+    return value
 
 
 def _directions(
@@ -162,8 +204,13 @@ def _directions(
     index = document.get(key)
     if index is None:
         return None
-    source = Path(index["source"]) if index.get("source") else None
-    return directions_from_json(index, arrays[f"{key}_vectors"], source)
+    if not isinstance(index, dict):
+        raise TypeError(f"{key} must be an object")
+    source = Path(str(index["source"])) if index.get("source") else None
+    vectors = arrays[f"{key}_vectors"]
+    if vectors.dtype.kind != "f" or not np.isfinite(vectors).all():
+        raise ValueError(f"the {key} vectors are not finite floating-point numbers")
+    return directions_from_json(index, vectors, source)
 
 
 def _state(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> EditState:
@@ -174,37 +221,53 @@ def _state(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> EditState
         entry = document["mix"]
         donor_entry = entry["donor"]
         donor = LatentSource(
-            seed=None if "donor_ws" in arrays else donor_entry.get("seed"),
-            truncation_psi=float(donor_entry.get("truncation_psi", 1.0)),
-            ws=arrays.get("donor_ws"),
+            seed=None if "donor_ws" in arrays else _seed(donor_entry.get("seed")),
+            truncation_psi=finite_number(
+                donor_entry.get("truncation_psi", 1.0), "donor truncation"
+            ),
+            ws=_latent(arrays, "donor_ws"),
             label=str(donor_entry.get("label") or ""),
         )
-        mix = StyleMix(donor, tuple(entry["row_weights"]))
+        weights = entry["row_weights"]
+        if not isinstance(weights, list):
+            raise TypeError("row_weights must be a list")
+        mix = StyleMix(donor, tuple(finite_number(v, "row weight") for v in weights))
     names = set(directions.names) if directions is not None else set()
-    amounts = {str(k): float(v) for k, v in document.get("attribute_amounts", {}).items()}
+    amounts = _numbers(document.get("attribute_amounts", {}), "attribute amount")
     unknown = sorted(set(amounts) - names)
     if unknown:
         raise ValueError(
             f"amounts for directions that are not in the session: {', '.join(unknown)}"
         )
-    base_ws = arrays.get("base_ws")
-    if base_ws is not None and base_ws.ndim != 2:
-        raise ValueError(f"the latent must be [num_ws, w_dim], got {list(base_ws.shape)}")
+    base_ws = _latent(arrays, "base_ws")
+    noise_mode = document.get("noise_mode", "const")
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"unknown noise mode {noise_mode!r:.40} (one of {', '.join(NOISE_MODES)})")
     noise = document.get("noise_strength")
+    if noise is not None and not isinstance(noise, list):
+        raise TypeError("noise_strength must be a list")
     layers = document.get("component_layers")
+    if layers and (
+        not isinstance(layers, list)
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in layers)
+    ):
+        raise TypeError("component_layers must be a list of integers")
+    locked = document.get("locked", [])
+    if not isinstance(locked, list):
+        raise TypeError("locked must be a list of names")
     return EditState(
-        seed=None if document.get("seed") is None else int(document["seed"]),
+        seed=_seed(document.get("seed")),
         base_ws=base_ws,
-        truncation_psi=float(document.get("truncation_psi", 1.0)),
-        noise_mode=document.get("noise_mode", "const"),
-        noise_strength=tuple(noise) if noise is not None else None,
+        truncation_psi=finite_number(document.get("truncation_psi", 1.0), "truncation"),
+        noise_mode=noise_mode,
+        noise_strength=tuple(finite_number(v, "noise strength") for v in noise)
+        if noise is not None
+        else None,
         directions=directions,
         attribute_amounts=amounts,
-        locked=frozenset(str(n) for n in document.get("locked", [])),
+        locked=frozenset(str(n) for n in locked),
         components=components,
-        component_amounts={
-            str(k): float(v) for k, v in document.get("component_amounts", {}).items()
-        },
+        component_amounts=_numbers(document.get("component_amounts", {}), "component amount"),
         component_layers=tuple(layers) if layers else None,
         mix=mix,
     )
