@@ -2,7 +2,7 @@
 
 A loss term compares a batch of generated images [N, 3, H, W] in [-1, 1] with one fixed target
 and returns one value per image ([N], differentiable). Terms combine into a ``CompositeLoss``
-whose ``name`` says what was used ("vgg16-lpips", "pixel+ms-ssim+identity", ...).
+whose ``name`` says what was used ("vgg16-lpips", "vgg16-baseline", "pixel+ms-ssim+identity").
 """
 
 from __future__ import annotations
@@ -149,12 +149,14 @@ class MultiScaleSSIM:
 
 
 class VGGPerceptual:
-    """LPIPS-style VGG16 distance (``models.vgg16.LPIPSDistance``) to a fixed target."""
+    """VGG16 LPIPS distance (``models.vgg16.LPIPSDistance``) to a fixed target.
 
-    name = "vgg16-lpips"
+    Named "vgg16-lpips" with LPIPS's learned channel weights, "vgg16-baseline" without them.
+    """
 
     def __init__(self, distance: torch.nn.Module, target: torch.Tensor) -> None:
         self.distance = distance
+        self.name = f"vgg16-{getattr(distance, 'variant', 'baseline')}"
         with torch.no_grad():
             self.target_features = [f.detach() for f in distance.features(target)]
 

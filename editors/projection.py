@@ -2,7 +2,8 @@
 
 Adam on one w (space "w"), one w per style input ("w+") or the input z ("z", ProGAN), with the
 learning-rate and latent-noise ramps of NVIDIA's ``projector.py`` (formats.md §6.1). The image
-distance is VGG16 LPIPS when its weights are in the model cache, otherwise an offline mix of pixel
+distance is VGG16 LPIPS when its weights are in the model cache (learned LPIPS channel weights
+when those are too, else LPIPS's unweighted baseline), otherwise an offline mix of pixel
 MSE, multi-scale SSIM, dlib face identity and discriminator features (``editors.losses``).
 
 Thread safety: projection never writes to the generator. Gradients are taken with
@@ -115,7 +116,7 @@ class ProjectionResult:
     image: np.ndarray  # [R, R, 3] uint8 render of ws
     target: np.ndarray  # [R, R, 3] uint8 target as the projection saw it
     losses: np.ndarray  # [steps] float32 total loss per step
-    loss_name: str  # e.g. "vgg16-lpips" or "pixel+ms-ssim+identity"
+    loss_name: str  # e.g. "vgg16-lpips", "vgg16-baseline" or "pixel+ms-ssim+identity"
     space: Space
     init: str  # "w_avg", "encoder" or "z-search"
     steps: int  # steps done
@@ -183,10 +184,12 @@ def prepare_target(
 
 
 @lru_cache(maxsize=2)
-def _cached_lpips(path: str, device: str) -> torch.nn.Module:
-    from models.vgg16 import LPIPSDistance, load_vgg16
+def _cached_lpips(path: str, lpips_path: str | None, device: str) -> torch.nn.Module:
+    from models.vgg16 import LPIPSDistance, load_lpips_weights, load_vgg16
 
-    return LPIPSDistance(load_vgg16(path)).to(device).eval().requires_grad_(False)
+    channel_weights = load_lpips_weights(lpips_path) if lpips_path else None
+    distance = LPIPSDistance(load_vgg16(path), channel_weights)
+    return distance.to(device).eval().requires_grad_(False)
 
 
 def build_loss(
@@ -201,7 +204,7 @@ def build_loss(
     Raises:
         ValueError: ``loss == "vgg16"`` but the weights are not in the model cache.
     """
-    from models.vgg16 import find_vgg16_weights, vgg16_weights_path
+    from models.vgg16 import find_lpips_weights, find_vgg16_weights, vgg16_weights_path
 
     target_tensor = target.tensor.to(device)
     if config.loss in ("auto", "vgg16"):
@@ -212,7 +215,10 @@ def build_loss(
                 "with File -> Get models… or choose the offline loss"
             )
         if weights is not None:
-            lpips = _cached_lpips(str(weights), str(device))
+            # Without LPIPS's learned channel weights this is its unweighted "baseline".
+            lpips_weights = find_lpips_weights()
+            lpips_path = str(lpips_weights) if lpips_weights is not None else None
+            lpips = _cached_lpips(str(weights), lpips_path, str(device))
             terms = [WeightedTerm(VGGPerceptual(lpips, target_tensor), 1.0)]
             if config.mse_weight > 0:
                 terms.append(WeightedTerm(PixelMSE(target_tensor), config.mse_weight))
@@ -297,6 +303,21 @@ def _find_encoder(generator: Generator) -> torch.nn.Module | None:
         log.warning("%s was trained for another model; not used", path)
         return None
     return encoder
+
+
+def encode(
+    generator: Generator,
+    target: AlignedFace | Image.Image | np.ndarray,
+    encoder: torch.nn.Module | None = None,
+) -> np.ndarray | None:
+    """The encoder's W+ guess [num_ws, w_dim] for ``target`` (None when the model has none)."""
+    encoder = encoder if encoder is not None else _find_encoder(generator)
+    if encoder is None:
+        return None
+    tensor = prepare_target(target, generator.resolution).tensor.to(generator.device)
+    with torch.no_grad():
+        ws = encoder.to(generator.device)(tensor)[0].float()
+    return ws.cpu().numpy().copy()
 
 
 def _initial_latent(

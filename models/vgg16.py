@@ -5,11 +5,21 @@ weight file ``vgg16-397923af.pth`` loads by key name (``features.{i}.weight``/``
 torchvision. The distance follows LPIPS v0.1 (Zhang et al. 2018; NVIDIA's projector uses the same
 through its ``vgg16.pt``): features after relu1_2, relu2_2, relu3_3, relu4_3 and relu5_3, unit
 normalised across channels, squared differences weighted per channel, averaged over space and
-summed over layers (``/work/shared/reference/formats.md`` §4.1-4.2).
+summed over layers (``../shared/reference/formats.md`` §4.1-4.2).
+
+LPIPS's learned per-channel weights (v0.1, BSD-2-Clause, Zhang et al.) ship inside the ``lpips``
+wheel on PyPI as ``lpips/weights/v0.1/vgg.pth``. The ``lpips`` package itself needs torchvision,
+which this project does not install, so it is never imported: the weights are read as a plain
+state dict (``weights_only``) from an installed ``lpips`` package's folder when there is one, or
+from the wheel file the model manager downloads (catalog entry ``lpips-vgg``). With both files the
+distance is real LPIPS; with VGG16 alone it is LPIPS's unweighted "baseline" and says so.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import io
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +32,6 @@ from models.generator import check_shape
 from models.runtime import cache_dir
 
 WEIGHTS_FILE = "vgg16-397923af.pth"  # torchvision's VGG16_Weights.IMAGENET1K_V1
-WEIGHTS_SHA256 = "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"
 # Configuration D: output channels per conv, "M" = 2x2 max pool.
 CONFIG_D: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
@@ -31,6 +40,9 @@ LPIPS_TAPS = (3, 8, 15, 22, 29)  # indices of relu1_2, relu2_2, relu3_3, relu4_3
 # LPIPS input scaling: ImageNet mean/std expressed for images in [-1, 1].
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
 LPIPS_SCALE = (0.458, 0.448, 0.450)
+LPIPS_WHEEL = "lpips-0.1.4-py3-none-any.whl"  # the catalog's download (PyPI)
+LPIPS_MEMBER = "lpips/weights/v0.1/vgg.pth"  # inside the wheel / the installed package
+LPIPS_TAP_CHANNELS = (64, 128, 256, 512, 512)
 
 
 class VGG16Features(nn.Module):
@@ -73,6 +85,51 @@ def find_vgg16_weights(cache: str | Path | None = None) -> Path | None:
     """The VGG16 weight file in the model cache, or None when it has not been downloaded."""
     path = vgg16_weights_path(cache)
     return path if path.is_file() else None
+
+
+def find_lpips_weights(cache: str | Path | None = None) -> Path | None:
+    """LPIPS v0.1 VGG channel weights: an installed ``lpips`` package's file, else the wheel in
+    the model cache; None when neither is there. ``lpips`` is located, never imported."""
+    try:
+        spec = importlib.util.find_spec("lpips")
+    except (ImportError, ValueError):
+        spec = None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(folder) / "weights" / "v0.1" / "vgg.pth"
+        if candidate.is_file():
+            return candidate
+    wheel = cache_dir(cache) / "models" / LPIPS_WHEEL
+    return wheel if wheel.is_file() else None
+
+
+def load_lpips_weights(path: str | Path) -> list[torch.Tensor]:
+    """The five per-channel weight vectors [C_l] of LPIPS-VGG v0.1 (``lin{l}.model.1.weight``).
+
+    Args:
+        path: ``vgg.pth`` itself, or the ``lpips`` wheel that contains it.
+
+    Raises:
+        CheckpointError: unreadable, or not LPIPS-VGG weights.
+    """
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path) and path.suffix == ".whl":
+            with zipfile.ZipFile(path) as wheel:
+                data = io.BytesIO(wheel.read(LPIPS_MEMBER))
+        else:
+            data = io.BytesIO(path.read_bytes())
+        state = torch.load(data, map_location="cpu", weights_only=True)
+    except Exception as exc:  # zip, I/O and torch errors all mean "not usable"
+        raise CheckpointError(path, f"cannot read LPIPS weights: {exc}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(path, "LPIPS weights are not a state dict")
+    weights = []
+    for index, channels in enumerate(LPIPS_TAP_CHANNELS):
+        tensor = state.get(f"lin{index}.model.1.weight")
+        if not isinstance(tensor, torch.Tensor) or tensor.numel() != channels:
+            raise CheckpointError(path, f"lin{index} is missing or not {channels} channel weights")
+        weights.append(tensor.detach().float().reshape(channels).clone())
+    return weights
 
 
 def load_vgg16(path: str | Path | None = None) -> VGG16Features:
@@ -120,6 +177,8 @@ class LPIPSDistance(nn.Module):
         channel_weights: per-layer non-negative weights [C_l] (LPIPS v0.1's ``lin`` layers);
             None = 1 for every channel (LPIPS's "baseline" variant, no learned weights).
         max_size: images larger than this are area-downsampled to it first (NVIDIA: 256).
+
+    ``variant`` is "lpips" with learned weights and "baseline" without.
     """
 
     def __init__(
@@ -131,8 +190,8 @@ class LPIPSDistance(nn.Module):
         super().__init__()
         self.trunk = trunk
         self.max_size = max_size
-        channels = [c for c in CONFIG_D if isinstance(c, int)]
-        tap_channels = [channels[i] for i in (1, 3, 6, 9, 12)]
+        tap_channels = LPIPS_TAP_CHANNELS
+        self.variant = "baseline" if channel_weights is None else "lpips"
         if channel_weights is None:
             channel_weights = [torch.ones(c) for c in tap_channels]
         if len(channel_weights) != len(LPIPS_TAPS):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +235,7 @@ def test_ms_ssim_combines_scales() -> None:
 
 def test_vgg16_loss_when_weights_are_cached(tiny_generator: Any, tmp_path: Path) -> None:
     from models.runtime import cache_dir
-    from tests.models.test_vgg16 import torchvision_state
+    from tests.helpers.vgg16 import torchvision_state
 
     generator = tiny_generator(32)
     target, _ = target_of(generator)
@@ -245,9 +247,18 @@ def test_vgg16_loss_when_weights_are_cached(tiny_generator: Any, tmp_path: Path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(torchvision_state(), path)
     result = project(generator, target, steps=3)
-    assert result.loss_name == "vgg16-lpips"
+    assert result.loss_name == "vgg16-baseline"  # no learned LPIPS weights: named as such
     result = project(generator, target, steps=3, config=ProjectionConfig(mse_weight=1.0))
-    assert result.loss_name == "vgg16-lpips+pixel"
+    assert result.loss_name == "vgg16-baseline+pixel"
+
+    from models.vgg16 import LPIPS_MEMBER, LPIPS_WHEEL
+    from tests.models.test_vgg16 import lpips_state
+
+    buffer = io.BytesIO()
+    torch.save(lpips_state(), buffer)
+    with zipfile.ZipFile(path.parent / LPIPS_WHEEL, "w") as archive:
+        archive.writestr(LPIPS_MEMBER, buffer.getvalue())
+    assert project(generator, target, steps=3).loss_name == "vgg16-lpips"
 
 
 def test_discriminator_features_join_the_offline_loss(tiny_generator: Any) -> None:

@@ -17,29 +17,10 @@ from models.vgg16 import (
     load_vgg16,
     vgg16_weights_path,
 )
+from tests.helpers.vgg16 import CONV_LAYERS, torchvision_state
 
 # torchvision's VGG16 (configuration D): conv indices and channels, pools at 4, 9, 16, 23, 30.
-CONV_LAYERS = {
-    0: (3, 64), 2: (64, 64), 5: (64, 128), 7: (128, 128), 10: (128, 256), 12: (256, 256),
-    14: (256, 256), 17: (256, 512), 19: (512, 512), 21: (512, 512), 24: (512, 512),
-    26: (512, 512), 28: (512, 512),
-}  # fmt: skip
 POOLS = {4, 9, 16, 23, 30}
-
-
-def torchvision_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict with torchvision's key names (random weights, small fake classifier)."""
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for index, (cin, cout) in CONV_LAYERS.items():
-        state[f"features.{index}.weight"] = (
-            torch.randn(cout, cin, 3, 3, generator=g) * (2 / (cin * 9)) ** 0.5
-        )
-        state[f"features.{index}.bias"] = torch.randn(cout, generator=g) * 0.1
-    for index in (0, 3, 6):  # the real classifier is [4096, 25088]...; only names matter here
-        state[f"classifier.{index}.weight"] = torch.randn(4, 4, generator=g)
-        state[f"classifier.{index}.bias"] = torch.randn(4, generator=g)
-    return state
 
 
 def naive_taps(state: dict[str, torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
@@ -124,3 +105,55 @@ def test_cache_location_and_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.pth").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="cannot read"):
         load_vgg16(tmp_path / "junk.pth")
+
+
+def lpips_state(seed: int = 5) -> dict[str, torch.Tensor]:
+    """LPIPS v0.1's lin-layer keys and shapes (random non-negative weights)."""
+    g = torch.Generator().manual_seed(seed)
+    return {
+        f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1, generator=g)
+        for i, c in enumerate((64, 128, 256, 512, 512))
+    }
+
+
+def test_lpips_channel_weights_read_from_the_wheel_without_importing_lpips(
+    tmp_path: Path,
+) -> None:
+    import io
+    import sys
+    import zipfile
+
+    from models.vgg16 import LPIPS_MEMBER, LPIPS_WHEEL, find_lpips_weights, load_lpips_weights
+
+    assert find_lpips_weights(tmp_path) is None
+    buffer = io.BytesIO()
+    torch.save(lpips_state(), buffer)
+    wheel = tmp_path / "models" / LPIPS_WHEEL
+    wheel.parent.mkdir(parents=True)
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("lpips/__init__.py", "raise RuntimeError('must not run')")
+        archive.writestr(LPIPS_MEMBER, buffer.getvalue())
+    assert find_lpips_weights(tmp_path) == wheel
+    weights = load_lpips_weights(wheel)
+    assert "lpips" not in sys.modules
+    for got, (key, expected) in zip(weights, lpips_state().items(), strict=True):
+        torch.testing.assert_close(got, expected.flatten(), msg=key)
+    # The same weights as a plain vgg.pth file (an installed lpips package's layout).
+    plain = tmp_path / "vgg.pth"
+    torch.save(lpips_state(), plain)
+    assert all(torch.equal(a, b) for a, b in zip(load_lpips_weights(plain), weights, strict=True))
+    broken = lpips_state()
+    del broken["lin3.model.1.weight"]
+    torch.save(broken, plain)
+    with pytest.raises(CheckpointError, match="lin3 is missing"):
+        load_lpips_weights(plain)
+    (tmp_path / "junk.whl").write_bytes(b"PK junk")
+    with pytest.raises(CheckpointError, match="cannot read LPIPS weights"):
+        load_lpips_weights(tmp_path / "junk.whl")
+
+
+def test_distance_names_its_variant(weight_file: Path) -> None:
+    trunk = load_vgg16(weight_file)
+    assert LPIPSDistance(trunk).variant == "baseline"
+    weights = [w.flatten() for w in lpips_state().values()]
+    assert LPIPSDistance(trunk, weights).variant == "lpips"
