@@ -1,4 +1,4 @@
-"""Shared fixtures: offscreen Qt, isolated settings and caches, tiny generators, checkpoint writers."""
+"""Shared fixtures: offscreen Qt, isolated settings and caches, tiny generators, checkpoints."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import pytest
 import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Fixtures shared by test modules in different folders.
+pytest_plugins = ("tests.helpers.http_server",)
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +20,7 @@ def _temp_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture
 def make_main_window(qtbot) -> Iterator[Callable[..., object]]:
-    """Factory: ``make_main_window(model=PATH_or_None, wait=True, load_default=False)`` -> MainWindow.
+    """Factory ``make_main_window(model=PATH_or_None, wait=True, load_default=False)``: a window.
 
     With ``wait`` (and a model), returns once the model is loaded and its first frame is shown.
     Every window is closed at teardown, which stops its jobs and render thread.
@@ -46,7 +49,7 @@ def make_main_window(qtbot) -> Iterator[Callable[..., object]]:
 
 
 def wait_for_frame_of(qtbot, window, state=None):
-    """The full-resolution (not draft) render of ``state`` (default: the current state), once shown."""
+    """The full-resolution (not draft) render of ``state`` (default: the current one), once shown."""
     state = state or window.session.state
     qtbot.waitUntil(
         lambda: (
@@ -57,3 +60,26 @@ def wait_for_frame_of(qtbot, window, state=None):
         timeout=10000,
     )
     return window.session.last_frame.result
+
+
+def drop_on(widget, path: Path) -> None:
+    """Send real drag-enter and drop events with the file's URL to ``widget`` (as a drag does)."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    centre = QPoint(widget.width() // 2, widget.height() // 2)
+    with warnings.catch_warnings():
+        # PySide6 marks QDragEnterEvent's only constructor (QPoint position) as deprecated.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        enter = QDragEnterEvent(
+            centre,
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+    assert QApplication.sendEvent(widget, enter) and enter.isAccepted()
+    event = QDropEvent(
+        QPointF(widget.width() / 2, widget.height() / 2), Qt.DropAction.CopyAction, mime,
+        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+    )  # fmt: skip
+    assert QApplication.sendEvent(widget, event)

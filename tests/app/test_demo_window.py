@@ -1,4 +1,4 @@
-"""First start: the window opens on the shipped demo face, its sliders edit it, a dropped photo projects."""
+"""First start: the window opens on the demo face, its sliders edit it, a dropped photo projects."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from PySide6.QtWidgets import QSlider, QSpinBox
 import models
 from editors.identity import detect_landmarks
 from models.generator import seed_to_z, to_rgb_u8
-from tests.app.conftest import wait_for_frame_of
-from tests.app.test_projection_panel import drop_on
+from tests.app.conftest import drop_on, wait_for_frame_of
 
 SLIDERS = ("smile", "age", "glasses", "head yaw", "head pitch")
 

@@ -14,13 +14,7 @@ from models import catalog
 from models.catalog import CatalogEntry, models_dir
 from models.downloads import part_path
 from tests.conftest import make_tiny_stylegan2
-from tests.models.test_downloads import (  # noqa: F401 - http_server is a fixture
-    LoopbackServer,
-    _catalog_file,
-    entry_for,
-    http_server,
-    payload,
-)
+from tests.helpers.http_server import LoopbackServer, catalog_file, entry_for, payload
 
 
 def _checkpoint_bytes() -> bytes:
@@ -34,7 +28,7 @@ def _checkpoint_bytes() -> bytes:
 def served_catalog(
     http_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, CatalogEntry]:
-    """A catalog whose entries live on the loopback server: a real checkpoint, a slow file, a 404."""
+    """A catalog of entries on the loopback server: a real checkpoint, a slow file, a 404."""
     checkpoint = _checkpoint_bytes()
     slow = payload(2_000_000, seed=9)
     entries = {
@@ -66,7 +60,7 @@ def served_catalog(
             title="Helper weights",
         ),
     }
-    monkeypatch.setattr(catalog, "CATALOG_PATH", _catalog_file(tmp_path, list(entries.values())))
+    monkeypatch.setattr(catalog, "CATALOG_PATH", catalog_file(tmp_path, list(entries.values())))
     return entries
 
 

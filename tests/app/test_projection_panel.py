@@ -3,42 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton, QSpinBox
+from PySide6.QtWidgets import QMessageBox, QPushButton, QSpinBox
 
+from tests.app.conftest import drop_on
 from tests.conftest import shared_path
 
 PHOTO = ("data", "portraits", "images", "ffhq_00001_256.png")
-
-
-def drop_on(widget, path: Path) -> None:
-    """Send real drag-enter and drop events with the file's URL to ``widget`` (as a drag does)."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    centre = QPoint(widget.width() // 2, widget.height() // 2)
-    with warnings.catch_warnings():
-        # PySide6 marks QDragEnterEvent's only constructor (QPoint position) as deprecated.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        enter = QDragEnterEvent(
-            centre,
-            Qt.DropAction.CopyAction,
-            mime,
-            Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier,
-        )
-    assert QApplication.sendEvent(widget, enter) and enter.isAccepted()
-    event = QDropEvent(
-        QPointF(widget.width() / 2, widget.height() / 2), Qt.DropAction.CopyAction, mime,
-        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-    )  # fmt: skip
-    assert QApplication.sendEvent(widget, event)
 
 
 def error_box(window, qtbot) -> QMessageBox:
@@ -157,7 +132,7 @@ def test_no_face_offers_a_centre_crop(
 def test_bad_photos_show_an_error_and_keep_the_edit(
     make_main_window, tiny_checkpoint, qtbot, tmp_path: Path, kind: str
 ) -> None:
-    from tests.editors.test_alignment import _png_with_declared_size
+    from tests.helpers.images import png_with_declared_size
 
     window = make_main_window(tiny_checkpoint())
     state = window.session.state
@@ -169,7 +144,7 @@ def test_bad_photos_show_an_error_and_keep_the_edit(
     elif kind == "one-pixel":
         Image.new("RGB", (1, 1)).save(path)
     else:
-        path.write_bytes(_png_with_declared_size(30000, 30000))
+        path.write_bytes(png_with_declared_size(30000, 30000))
     drop_on(window.canvas, path)
     box = error_box(window, qtbot)
     expected = {"corrupt": "corrupt", "one-pixel": "too small", "bomb": "decompression bomb"}[kind]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ from editors.alignment import (
 from editors.errors import AlignmentError, ImageLoadError, NoFaceFound
 from models.jobs import Cancelled
 from tests.conftest import shared_path
+from tests.helpers.images import png_with_declared_size
 
 PORTRAITS = ("data", "portraits", "images")
 
@@ -325,17 +324,6 @@ def test_animated_gif_gives_first_frame(tmp_path: Path) -> None:
     assert loaded[..., 0].mean() > 150 and loaded[..., 2].mean() < 50
 
 
-def _png_with_declared_size(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` (data for 1x1 only)."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (1, 1)).save(buffer, format="PNG")
-    data = bytearray(buffer.getvalue())
-    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
-    return bytes(data)
-
-
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -355,9 +343,9 @@ def test_bad_files_raise_clear_errors(tmp_path: Path, content: object, message: 
     elif content == "one-pixel":
         Image.new("RGB", (1, 1)).save(path, format="PNG")
     elif content == "bomb":
-        path.write_bytes(_png_with_declared_size(30000, 30000))
+        path.write_bytes(png_with_declared_size(30000, 30000))
     elif content == "moderate-bomb":  # over our limit, under Pillow's own error threshold
-        path.write_bytes(_png_with_declared_size(13000, 12000))
+        path.write_bytes(png_with_declared_size(13000, 12000))
     else:
         assert isinstance(content, bytes)
         path.write_bytes(content)
@@ -378,7 +366,7 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
 def test_is_image_file(tmp_path: Path) -> None:
     _pattern().save(tmp_path / "a.png")
     (tmp_path / "b.pt").write_bytes(b"PK\x03\x04 not an image")
-    (tmp_path / "bomb.png").write_bytes(_png_with_declared_size(30000, 30000))
+    (tmp_path / "bomb.png").write_bytes(png_with_declared_size(30000, 30000))
     assert is_image_file(tmp_path / "a.png")
     assert not is_image_file(tmp_path / "b.pt")
     assert is_image_file(tmp_path / "bomb.png")

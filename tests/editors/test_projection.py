@@ -252,7 +252,7 @@ def test_vgg16_loss_when_weights_are_cached(tiny_generator: Any, tmp_path: Path)
     assert result.loss_name == "vgg16-baseline+pixel"
 
     from models.vgg16 import LPIPS_MEMBER, LPIPS_WHEEL
-    from tests.models.test_vgg16 import lpips_state
+    from tests.helpers.vgg16 import lpips_state
 
     buffer = io.BytesIO()
     torch.save(lpips_state(), buffer)

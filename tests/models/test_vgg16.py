@@ -17,7 +17,7 @@ from models.vgg16 import (
     load_vgg16,
     vgg16_weights_path,
 )
-from tests.helpers.vgg16 import CONV_LAYERS, torchvision_state
+from tests.helpers.vgg16 import CONV_LAYERS, lpips_state, torchvision_state
 
 # torchvision's VGG16 (configuration D): conv indices and channels, pools at 4, 9, 16, 23, 30.
 POOLS = {4, 9, 16, 23, 30}
@@ -105,15 +105,6 @@ def test_cache_location_and_errors(tmp_path: Path) -> None:
     (tmp_path / "junk.pth").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="cannot read"):
         load_vgg16(tmp_path / "junk.pth")
-
-
-def lpips_state(seed: int = 5) -> dict[str, torch.Tensor]:
-    """LPIPS v0.1's lin-layer keys and shapes (random non-negative weights)."""
-    g = torch.Generator().manual_seed(seed)
-    return {
-        f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1, generator=g)
-        for i, c in enumerate((64, 128, 256, 512, 512))
-    }
 
 
 def test_lpips_channel_weights_read_from_the_wheel_without_importing_lpips(
