@@ -1,4 +1,4 @@
-"""Layer rules: models/ and editors/ never import Qt; app/ never imports torch at run time."""
+"""Layer rules: models/ and editors/ never import Qt; app/ reaches torch only through them."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ def test_models_and_editors_never_import_qt_or_the_app() -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_app_does_not_import_torch_at_run_time() -> None:
+def test_app_never_imports_torch_itself() -> None:
+    """No ``import torch`` in app/ outside ``TYPE_CHECKING``: tensors are models/ and editors/
+    business. (The app does load torch, transitively through them, when it opens a model.)"""
     problems = []
     for path in python_files("app"):
         tree = ast.parse(path.read_text())
@@ -68,7 +70,8 @@ def test_app_does_not_import_torch_at_run_time() -> None:
 def test_pure_layers_import_with_qt_blocked() -> None:
     probe = (
         "import sys\n"
-        "for name in ('PySide6', 'PySide6.QtCore', 'PySide6.QtWidgets', 'PySide6.QtGui'): sys.modules[name] = None\n"
+        "for name in ('PySide6', 'PySide6.QtCore', 'PySide6.QtWidgets', 'PySide6.QtGui'):\n"
+        "    sys.modules[name] = None\n"
         "import pkgutil, importlib, models, editors\n"
         "for package in (models, editors):\n"
         "    for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
