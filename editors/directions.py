@@ -8,6 +8,7 @@ index, never pickled estimators.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from models.formats.native import atomic_write
+
+if TYPE_CHECKING:
+    from editors.stylespace import StyleDirectionSet
 
 Space = Literal["w", "z"]
 Layers = tuple[int, int]  # ws rows [start, end)
@@ -157,6 +161,7 @@ class DirectionSet:
     model_name: str = ""  # display name of that model
     source: Path | None = None  # file the set was read from, if any
     notes: tuple[str, ...] = ()  # what a fitting job skipped and why (not saved)
+    styles: StyleDirectionSet | None = None  # localized (style-space) versions of some sliders
 
     def __post_init__(self) -> None:
         directions = tuple(self.directions)
@@ -207,13 +212,19 @@ class DirectionSet:
         incoming = {d.name: d for d in directions}
         kept = [incoming.pop(d.name, d) for d in self.directions]
         return DirectionSet(
-            (*kept, *incoming.values()), self.fingerprint, self.model_name, self.source
+            (*kept, *incoming.values()),
+            self.fingerprint,
+            self.model_name,
+            self.source,
+            styles=self.styles,
         )
 
     def without(self, name: str) -> DirectionSet:
         """A set without the direction called ``name``."""
         kept = tuple(d for d in self.directions if d.name != name)
-        return DirectionSet(kept, self.fingerprint, self.model_name, self.source)
+        return DirectionSet(
+            kept, self.fingerprint, self.model_name, self.source, styles=self.styles
+        )
 
     def fingerprint_mismatch(self, fingerprint: str | None) -> str | None:
         """A warning when the set was fitted on another model than ``fingerprint``, else None."""
@@ -656,10 +667,15 @@ def load_directions(path: str | Path) -> DirectionSet:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DirectionFileError(npz_path, f"not a readable vector file ({exc})") from exc
     try:
-        return directions_from_json(index, vectors, json_path)
+        directions = directions_from_json(index, vectors, json_path)
     except ValueError as exc:
         message = str(exc).replace("there are", f"{npz_path.name} holds")
         raise DirectionFileError(json_path, message) from exc
+    from editors.stylespace import find_style_directions
+
+    # Localized versions shipped beside the set make its sliders act in style space.
+    styles = find_style_directions(json_path)
+    return dataclasses.replace(directions, styles=styles) if styles is not None else directions
 
 
 def check_compatible(directions: DirectionSet, w_dim: int, space: Space) -> None:

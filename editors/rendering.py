@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from editors.images import save_rgb
+from editors.masks import local_synthesis
 from models.generator import Generator, NoiseMode, seed_to_z, to_rgb_u8
 from models.jobs import OnStep, Progress, ShouldStop, check_stop, report
 
@@ -212,7 +213,9 @@ class Renderer:
         ):
             options["max_resolution"] = self.draft_resolution
         with torch.inference_mode():
-            images = generator.synthesis(ws, noise_mode=args.noise_mode, **options)
+            # Style-channel and masked edits of the state are applied inside the synthesis.
+            mode = args.noise_mode
+            images = local_synthesis(generator, args.state, ws, noise_mode=mode, **options)
         rgb = to_rgb_u8(images)[0]
         if options.get("max_resolution"):
             self._adapt_draft((time.perf_counter() - start) * 1000.0)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from editors.directions import DirectionSet, directions_from_json, directions_to_json
+from editors.local_edits_io import local_edits_from_file, local_edits_to_file
 from editors.mixing import LatentSource, StyleMix
 from editors.state import EditState
 from models.formats.limits import finite_number
@@ -115,6 +116,9 @@ def save_session(path: str | Path, state: EditState, model: ModelReference) -> P
         }
         if donor.ws is not None:
             arrays["donor_ws"] = np.asarray(donor.ws, np.float32)
+    local_document, local_arrays = local_edits_to_file(state)  # style channels, masks
+    document.update(local_document)
+    arrays.update(local_arrays)
     text = json.dumps(document, allow_nan=False)
 
     def write(tmp: Path) -> None:
@@ -255,7 +259,7 @@ def _state(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> EditState
     locked = document.get("locked", [])
     if not isinstance(locked, list):
         raise TypeError("locked must be a list of names")
-    return EditState(
+    state = EditState(
         seed=_seed(document.get("seed")),
         base_ws=base_ws,
         truncation_psi=finite_number(document.get("truncation_psi", 1.0), "truncation"),
@@ -271,6 +275,7 @@ def _state(document: dict[str, Any], arrays: dict[str, np.ndarray]) -> EditState
         component_layers=tuple(layers) if layers else None,
         mix=mix,
     )
+    return local_edits_from_file(state, document, arrays)
 
 
 def check_session_fits(

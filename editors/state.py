@@ -18,7 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from editors.directions import DirectionSet, Layers, check_layers, effective_vectors, shift
+from editors.masks import MaskedEdit
 from editors.mixing import StyleMix, mix_ws
+from editors.stylespace import StyleKey, add_amounts, style_amounts
 from models.generator import NoiseMode
 
 if TYPE_CHECKING:
@@ -57,8 +59,15 @@ class EditState:
     component_amounts: Mapping[str, float] = field(default_factory=dict)  # name -> latent units
     component_layers: Layers | None = None  # rows the components act on; None = their own
     mix: StyleMix | None = None  # style mixing with a donor latent
+    style_amounts: Mapping[StyleKey, float] = field(default_factory=dict)  # StyleSpace channels
+    masked: tuple[MaskedEdit, ...] = ()  # edits limited to painted masks, bottom first
+    attribute_space: str = "auto"  # "auto": localized (style) sliders where the set has them; "w"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "style_amounts", style_amounts(self.style_amounts))
+        object.__setattr__(self, "masked", tuple(self.masked))
+        if self.attribute_space not in ("auto", "w"):
+            raise ValueError(f"attribute_space must be 'auto' or 'w', got {self.attribute_space!r}")
         if self.base_ws is not None and self.base_ws.flags.writeable:
             object.__setattr__(self, "base_ws", frozen_array(self.base_ws))
         object.__setattr__(self, "attribute_amounts", _amounts(self.attribute_amounts))
@@ -80,6 +89,8 @@ class EditState:
             or self.component_amounts
             or (self.mix is not None and self.mix.is_active)
             or self.noise_strength is not None
+            or bool(self.style_amounts)
+            or any(edit.has_edits for edit in self.masked)
         )
 
     def render_args(self, *, draft: bool = False, measure_identity: bool = False) -> RenderArgs:
@@ -144,7 +155,24 @@ def reset_edits(state: EditState) -> EditState:
 
     The latent, truncation, noise mode, direction sets and locks are kept.
     """
-    return state.replace(attribute_amounts={}, component_amounts={}, mix=None, noise_strength=None)
+    return state.replace(
+        attribute_amounts={},
+        component_amounts={},
+        mix=None,
+        noise_strength=None,
+        style_amounts={},
+        masked=(),
+    )
+
+
+def with_style_amount(state: EditState, key: StyleKey, amount: float) -> EditState:
+    """``state`` with style channel ``key`` = (layer, channel) at ``amount`` (style units)."""
+    return state.replace(style_amounts={**state.style_amounts, key: amount})
+
+
+def with_masked(state: EditState, masked: Iterable[MaskedEdit]) -> EditState:
+    """``state`` with the stack of masked edits replaced by ``masked``."""
+    return state.replace(masked=tuple(masked))
 
 
 def states_equal(a: EditState | None, b: EditState | None) -> bool:
@@ -168,6 +196,10 @@ def states_equal(a: EditState | None, b: EditState | None) -> bool:
         and dict(a.component_amounts) == dict(b.component_amounts)
         and a.locked == b.locked
         and a.component_layers == b.component_layers
+        and dict(a.style_amounts) == dict(b.style_amounts)
+        and a.attribute_space == b.attribute_space
+        and len(a.masked) == len(b.masked)
+        and all(x.same_as(y) for x, y in zip(a.masked, b.masked, strict=True))
     )
 
 
@@ -216,13 +248,90 @@ def resolve_ws(
             raise ValueError("the style mix needs the donor's latent")
         ws = mix_ws(ws, donor_ws, state.mix.row_weights)
     directions = directions if directions is not None else state.directions
-    if directions is not None and state.attribute_amounts:
-        vectors = effective_vectors(directions, state.locked)
-        for name, amount in _ordered(state.attribute_amounts, directions):
-            ws = shift(ws, directions[name], amount, vector=vectors[name])
+    ws = _shift_attributes(ws, state, state.attribute_amounts, directions)
     components = components if components is not None else state.components
     if components is not None and state.component_amounts:
         layers: Any = state.component_layers if state.component_layers is not None else "direction"
         for name, amount in _ordered(state.component_amounts, components):
             ws = shift(ws, components[name], amount, layers=layers)
     return ws
+
+
+# -------------------------------------------------------------------------------------------
+# Style space and masked edits
+
+
+def localized_names(state: EditState, directions: DirectionSet | None = None) -> frozenset[str]:
+    """Attributes whose sliders act in style space (their set ships a localized version)."""
+    directions = directions if directions is not None else state.directions
+    styles = getattr(directions, "styles", None)
+    if state.attribute_space == "w" or styles is None:
+        return frozenset()
+    return frozenset(name for name in styles.names if name in directions)
+
+
+def _shift_attributes(
+    ws: np.ndarray,
+    state: EditState,
+    amounts: Mapping[str, float],
+    directions: DirectionSet | None,
+) -> np.ndarray:
+    if directions is None or not amounts:
+        return ws
+    local = localized_names(state, directions)
+    vectors = effective_vectors(directions, state.locked)
+    for name, amount in _ordered(amounts, directions):
+        if name not in local:
+            ws = shift(ws, directions[name], amount, vector=vectors[name])
+    return ws
+
+
+def _attribute_styles(
+    state: EditState, amounts: Mapping[str, float], directions: DirectionSet | None
+) -> dict[StyleKey, float]:
+    local = localized_names(state, directions)
+    if not local or directions is None:
+        return {}
+    styles = directions.styles  # type: ignore[attr-defined]
+    parts = [
+        styles[name].amounts(amount / directions[name].scale)
+        for name, amount in _ordered(amounts, directions)
+        if name in local
+    ]
+    return add_amounts(*parts)
+
+
+def resolve_styles(
+    state: EditState, *, directions: DirectionSet | None = None
+) -> dict[StyleKey, float]:
+    """The style-channel offsets of ``state`` (channel edits plus localized sliders)."""
+    directions = directions if directions is not None else state.directions
+    return add_amounts(
+        state.style_amounts, _attribute_styles(state, state.attribute_amounts, directions)
+    )
+
+
+def resolve_masked(
+    state: EditState, edited_ws: npt.ArrayLike, *, directions: DirectionSet | None = None
+) -> list[tuple[MaskedEdit, FloatArray, dict[StyleKey, float]]]:
+    """Per masked edit with edits: (the edit, its latent, its style offsets), bottom first.
+
+    Each acts on top of the unmasked result: ``edited_ws`` (``resolve_ws``) and
+    ``resolve_styles``, plus its own sliders and channels.
+    """
+    directions = directions if directions is not None else state.directions
+    base_styles = resolve_styles(state, directions=directions)
+    layers = []
+    for edit in state.masked:
+        if not edit.has_edits:
+            continue
+        ws = _shift_attributes(
+            np.array(edited_ws, np.float32, copy=True), state, edit.attribute_amounts, directions
+        )
+        styles = add_amounts(
+            base_styles,
+            edit.style_amounts,
+            _attribute_styles(state, edit.attribute_amounts, directions),
+        )
+        layers.append((edit, ws, styles))
+    return layers

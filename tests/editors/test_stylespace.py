@@ -1,0 +1,136 @@
+"""Style-space channel edits and localized sliders: composition with W edits, files, sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from editors.directions import Direction, DirectionSet, load_directions, save_directions
+from editors.masks import MaskedEdit
+from editors.rendering import Renderer
+from editors.session_io import ModelReference, load_session, save_session
+from editors.state import EditState, reset_edits, resolve_ws, states_equal, with_style_amount
+from editors.stylespace import (
+    StyleDirection,
+    StyleDirectionSet,
+    StyleFileError,
+    load_style_directions,
+    offsets_for,
+    save_style_directions,
+    style_delta,
+    style_directions_path,
+)
+from tests.conftest import make_tiny_stylegan2
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return make_tiny_stylegan2(resolution=16)
+
+
+def _directions(generator) -> DirectionSet:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(2, generator.w_dim))
+    return DirectionSet(
+        (
+            Direction("smile", vectors[0], metrics={"std": 0.5}),
+            Direction("age", vectors[1], metrics={"std": 2.0}),
+        )
+    )
+
+
+def _render(generator, state: EditState) -> np.ndarray:
+    return Renderer(generator).render(state.render_args()).rgb.astype(np.int16)
+
+
+def test_channel_edit_composes_with_w_edit(generator) -> None:
+    directions = _directions(generator)
+    state = EditState(seed=3, directions=directions, attribute_amounts={"age": 1.5})
+    edited = with_style_amount(state, (4, 2), 1.7)
+    assert edited.has_edits and not reset_edits(edited).has_edits
+
+    # Independent route: the W edit resolved by hand, the channel as an explicit offset.
+    renderer = Renderer(generator)
+    ws = torch.from_numpy(resolve_ws(state, renderer.seed_ws(3, state.truncation_psi)))[None]
+    offset = {4: torch.zeros(1, generator.style_layers()[4].channels)}
+    offset[4][0, 2] = 1.7
+    with torch.no_grad():
+        expected = generator.synthesis(ws, style_offsets=offset)
+    expected_rgb = ((expected[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255)).to(torch.uint8)
+    got = _render(generator, edited)
+    assert np.abs(got - expected_rgb.numpy().astype(np.int16)).max() <= 1
+    assert np.abs(got - _render(generator, state)).max() > 2
+
+
+def test_offsets_refuse_unknown_channels(generator) -> None:
+    layers = generator.style_layers()
+    with pytest.raises(ValueError, match="channel 999 does not exist"):
+        offsets_for({(0, 999): 1.0}, layers)
+    with pytest.raises(ValueError, match="style layer 99 does not exist"):
+        offsets_for({(99, 0): 1.0}, layers)
+
+
+def test_localized_slider_uses_style_space_and_w_option_does_not(generator) -> None:
+    directions = _directions(generator)
+    delta = np.concatenate(style_delta(generator, directions["smile"].vector))
+    local = StyleDirection("smile", ((5, 1), (6, 0)), np.array([0.8, -0.4]), region="lower face")
+    styled = DirectionSet(directions.directions, styles=StyleDirectionSet((local,)))
+    amount = 2 * styled["smile"].scale  # +2σ in latent units, as the slider sets it
+    state = EditState(seed=1, directions=styled, attribute_amounts={"smile": amount})
+    renderer = Renderer(generator)
+    base = renderer.seed_ws(1, state.truncation_psi)
+    # The localized slider leaves the latent alone and moves only its channels, by 2σ.
+    assert np.array_equal(resolve_ws(state, base), base)
+    from editors.state import resolve_styles
+
+    assert resolve_styles(state) == pytest.approx({(5, 1): 1.6, (6, 0): -0.8})
+    w_state = state.replace(attribute_space="w")
+    assert not np.array_equal(resolve_ws(w_state, base), base)
+    assert resolve_styles(w_state) == {}
+    assert delta.shape[0] == sum(layer.channels for layer in generator.style_layers())
+    assert np.abs(_render(generator, state) - _render(generator, w_state)).max() > 2
+
+
+def test_style_directions_file_round_trip_and_attach_to_direction_set(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    directions = DirectionSet((Direction("smile", rng.normal(size=8)),), fingerprint="abc")
+    json_path = save_directions(directions, tmp_path / "m.directions.json")
+    assert load_directions(json_path).styles is None
+    local = StyleDirection("smile", ((1, 2), (3, 4)), np.array([0.5, -1.0]), region="lower face")
+    path = save_style_directions(
+        StyleDirectionSet((local,), "abc"), style_directions_path(json_path)
+    )
+    assert path.name == "m.stylespace.json"
+    loaded = load_directions(json_path).styles
+    assert loaded is not None and loaded["smile"].channels == ((1, 2), (3, 4))
+    assert np.allclose(loaded["smile"].values, [0.5, -1.0])
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(StyleFileError, match=r"m\.stylespace\.json"):
+        load_style_directions(path)
+
+
+def test_style_and_masked_edits_round_trip_through_sessions(generator, tmp_path: Path) -> None:
+    mask = np.zeros((16, 16), np.float32)
+    mask[8:, 4:12] = 1.0
+    masked = MaskedEdit(mask, feather=1.5, block_resolution=8, style_amounts={(2, 3): -0.7})
+    local = StyleDirection("smile", ((5, 1),), np.array([0.8]), region="lower face")
+    directions = _directions(generator)
+    directions = DirectionSet(directions.directions, styles=StyleDirectionSet((local,)))
+    state = EditState(
+        seed=5,
+        directions=directions,
+        attribute_amounts={"smile": 0.5},
+        style_amounts={(4, 2): 1.25},
+        masked=(masked,),
+        attribute_space="auto",
+    )
+    path = save_session(tmp_path / "s.lsession", state, ModelReference(None, None))
+    restored = load_session(path).state
+    assert dict(restored.style_amounts) == {(4, 2): 1.25}
+    assert len(restored.masked) == 1 and restored.masked[0].same_as(masked)
+    assert restored.directions.styles is not None
+    assert np.array_equal(_render(generator, restored), _render(generator, state))
+    assert states_equal(restored.replace(directions=state.directions), state)
