@@ -61,8 +61,8 @@ def _child(spec: dict) -> dict:
     import torch
 
     from models.runtime import resolve_device
-    from models.training.data import prepare_images
     from models.training.distributed import init_distributed, shutdown_distributed
+    from models.training.images import prepare_images
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
@@ -115,9 +115,8 @@ def _make_trainer(job: str, spec: dict, dataset, dist, data: Path):
         )
         return StyleGAN2Trainer(config, dataset, dist), config.batch_size
     if job == "progan":
-        from models.training.progan import ProGANTrainer
-
         from models.training.config import ProGANConfig
+        from models.training.progan import ProGANTrainer
 
         config = ProGANConfig(data=str(data), resolution=resolution, device=spec["device"])
         trainer = ProGANTrainer(config, dataset, dist)
@@ -128,7 +127,7 @@ def _make_trainer(job: str, spec: dict, dataset, dist, data: Path):
 
         from models.training.classifier import ClassifierTrainer
         from models.training.config import ClassifierConfig
-        from models.training.data import LabelReport, LabelTable
+        from models.training.labels import LabelReport, LabelTable
 
         config = ClassifierConfig(
             data=str(data),

@@ -34,8 +34,9 @@ from app.workers import Job, JobRegistry
 from models.training.config import (
     STYLEGAN2_PRESETS,
 )
-from models.training.data import FolderPreview, preview_images, read_csv_header
 from models.training.estimate import describe_duration, measure_speed
+from models.training.images import FolderPreview, preview_images
+from models.training.labels import read_csv_header
 from models.training.runs import default_runs_root, make_run_name
 
 TASKS = (

@@ -120,6 +120,12 @@ TASK_OPTIONS: dict[str, tuple[Option, ...]] = {
         SAMPLE_MINUTES,
         Option("--samples", "num_samples", int, "images in the sample grid"),
         Option("--fp16-export", "export_fp16", None, "store the trained model in float16"),
+        Option(
+            "--alpha-mask",
+            "alpha_mask",
+            None,
+            "hide transparent pixels from D (e.g. the padding of tight face crops)",
+        ),
     ),
     "progan": (
         *IMAGE_OPTIONS,
@@ -326,7 +332,7 @@ def face_aligner(resolution: int) -> Any:
     """A ``Preprocess`` that aligns each image's largest face FFHQ-style (None when no face)."""
     from editors.alignment import align_face
     from editors.errors import NoFaceFound
-    from models.training.data import Preprocess
+    from models.training.images import Preprocess
 
     lock = threading.Lock()  # dlib's detector and predictor are shared; call them one at a time
 

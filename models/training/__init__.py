@@ -14,7 +14,8 @@ from models.training.config import (
     ProGANConfig,
     StyleGAN2Config,
 )
-from models.training.data import ImageDataset, Preprocess, prepare_images, read_labels
+from models.training.images import ImageDataset, Preprocess, prepare_images
+from models.training.labels import read_labels
 from models.training.loop import TrainingDiverged, TrainSummary
 from models.training.runs import RunFolder
 from models.training.stylegan2 import train_stylegan2

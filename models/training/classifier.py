@@ -20,16 +20,9 @@ import torch.nn.functional as F
 from models.classifier import AttributeClassifier, save_classifier
 from models.jobs import OnStep, ShouldStop
 from models.training.config import ClassifierConfig
-from models.training.data import (
-    EpochSampler,
-    ImageDataset,
-    LabelTable,
-    Preprocess,
-    iter_chunks,
-    read_labels,
-    split_indices,
-)
 from models.training.distributed import DistContext
+from models.training.images import EpochSampler, ImageDataset, Preprocess
+from models.training.labels import LabelTable, iter_chunks, read_labels, split_indices
 from models.training.loop import TrainSummary, check_aligner, execute_job, load_job_images
 from models.training.runs import RunFolder, read_json, write_json_atomic
 

@@ -206,6 +206,7 @@ class StyleGAN2Config(_JsonConfig):
     resolution: int = 64  # training size in pixels (power of two >= 8)
     align_faces: bool = False  # align faces FFHQ-style while caching (needs the CLI's aligner)
     mirror: bool = True  # random horizontal flips of the real images
+    alpha_mask: bool = False  # transparent pixels are not in the photo: hidden from D
     preset: str = "small"  # name of the capacity preset the fields below came from
     channel_base: int = 2048  # generator/discriminator width: C(r) = min(base // r, max)
     channel_max: int = 128

@@ -23,8 +23,8 @@ from models.encoder import LatentEncoder, encoder_path_for, save_encoder
 from models.generator import Generator, to_rgb_u8
 from models.jobs import OnStep, ShouldStop
 from models.training.config import EncoderConfig
-from models.training.data import EpochSampler, ImageDataset, Preprocess
 from models.training.distributed import DistContext
+from models.training.images import EpochSampler, ImageDataset, Preprocess
 from models.training.loop import (
     TrainSummary,
     check_aligner,

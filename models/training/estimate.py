@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from models.jobs import OnStep, Progress, ShouldStop, check_stop, report
-from models.training.data import ImageDataset
+from models.training.images import ImageDataset
 
 
 def _blank_dataset(resolution: int, count: int = 32) -> ImageDataset:
@@ -42,7 +42,7 @@ def _trainer(task: str, config: Any, dist: Any) -> Any:
         return trainer
     if task == "classifier":
         from models.training.classifier import ClassifierTrainer
-        from models.training.data import LabelReport, LabelTable
+        from models.training.labels import LabelReport, LabelTable
 
         count = 32
         values = np.stack([np.arange(count) % 2, np.arange(count, dtype=np.float32)], 1).astype(

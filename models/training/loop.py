@@ -32,8 +32,8 @@ from models.training.checkpoints import (
     restore_rng_state,
     save_checkpoint,
 )
-from models.training.data import ImageDataset, Preprocess, prepare_images
 from models.training.distributed import DistContext
+from models.training.images import ImageDataset, Preprocess, prepare_images
 from models.training.runs import RunFolder, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -476,6 +476,7 @@ def load_job_images(
     """
     source = config.data
     preprocess = preprocess if config.align_faces else None
+    alpha_mask = bool(getattr(config, "alpha_mask", False))
     threads = config.threads
     dataset = None
     if dist.is_main:
@@ -483,6 +484,7 @@ def load_job_images(
             source,
             resolution,
             preprocess=preprocess,
+            alpha_mask=alpha_mask,
             threads=threads,
             on_step=on_step,
             should_stop=should_stop,
@@ -490,7 +492,9 @@ def load_job_images(
         write_json_atomic(run.data_path, dataset.summary())
     dist.barrier()
     if dataset is None:
-        dataset = prepare_images(source, resolution, preprocess=preprocess, threads=threads)
+        dataset = prepare_images(
+            source, resolution, preprocess=preprocess, alpha_mask=alpha_mask, threads=threads
+        )
     return dataset
 
 

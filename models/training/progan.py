@@ -26,8 +26,8 @@ from models.generator import to_rgb_u8
 from models.jobs import OnStep, ShouldStop
 from models.progan import EqualizedLayer, ProGANGenerator, equalized_conv, progan_from_architecture
 from models.training.config import ProGANConfig
-from models.training.data import EpochSampler, ImageDataset, Preprocess
 from models.training.distributed import DistContext
+from models.training.images import EpochSampler, ImageDataset, Preprocess
 from models.training.loop import (
     TrainSummary,
     check_aligner,

@@ -27,8 +27,8 @@ from models.jobs import OnStep, ShouldStop
 from models.stylegan2 import StyleGAN2Generator, channels_from_base
 from models.training.augment import Augmenter
 from models.training.config import StyleGAN2Config
-from models.training.data import EpochSampler, ImageDataset, Preprocess
 from models.training.distributed import DistContext
+from models.training.images import EpochSampler, ImageDataset, Preprocess
 from models.training.loop import (
     TrainSummary,
     check_aligner,
@@ -52,6 +52,11 @@ def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tor
 def g_nonsaturating_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """Generator loss: softplus(-D(G(z))) = -log sigmoid(D(G(z)))."""
     return F.softplus(-fake_logits).mean()
+
+
+def hide_unknown(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+    """Images [B, 3, H, W] in [-1, 1] faded to mid-grey (0) where ``masks`` [B, 1, H, W] is 0."""
+    return images if masks is None else images * masks.to(images.dtype)
 
 
 def build_networks(config: StyleGAN2Config) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator]:
@@ -187,14 +192,20 @@ class StyleGAN2Trainer:
         images = G.synthesis(ws, noise_mode="random")
         return images, ws
 
-    def _reals(self, step: int) -> torch.Tensor:
+    def _reals(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This process's real images [B, 3, R, R] and their masks [B, 1, R, R] (or None)."""
         indices = self.sampler.batch(step)
         start = self.dist.rank * self.local_batch
-        images = self.dataset.batch(indices[start : start + self.local_batch], self.device)
+        local = indices[start : start + self.local_batch]
+        images = self.dataset.batch(local, self.device)
+        masks = self.dataset.batch_masks(local, self.device) if self.config.alpha_mask else None
         if self.config.mirror:
-            flip = torch.rand(images.shape[0], device=self.device) < 0.5
-            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
-        return images.contiguous(memory_format=self.memory_format)
+            flip = torch.rand(images.shape[0], device=self.device).view(-1, 1, 1, 1) < 0.5
+            images = torch.where(flip, images.flip(3), images)
+            masks = None if masks is None else torch.where(flip, masks.flip(3), masks)
+        if masks is not None:
+            images = hide_unknown(images, masks)
+        return images.contiguous(memory_format=self.memory_format), masks
 
     def _step_optimizer(self, optimizer: torch.optim.Optimizer, module: torch.nn.Module) -> None:
         self.dist.average_gradients(module.parameters())
@@ -204,7 +215,10 @@ class StyleGAN2Trainer:
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         """D main (+ lazy R1), G main (+ lazy path length), then the EMA update."""
         config, G, D = self.config, self.G, self.D
-        reals = self._reals(step)
+        reals, masks = self._reals(step)
+        # Fakes are hidden where a shuffled real image is, so D cannot tell them apart by the
+        # hidden areas alone and G is judged on what the photos show.
+        fake_masks = None if masks is None else masks[torch.randperm(masks.shape[0])]
         out: dict[str, torch.Tensor] = {}
 
         # Discriminator: fakes down, reals up.
@@ -213,7 +227,7 @@ class StyleGAN2Trainer:
         with torch.no_grad(), self._autocast():
             fakes, _ = self._generate(self.local_batch)
         with self._autocast():
-            fake_logits = D(self.augmenter(fakes)).float()
+            fake_logits = D(self.augmenter(hide_unknown(fakes, fake_masks))).float()
             real_logits = D(self.augmenter(reals)).float()
             d_loss = d_logistic_loss(real_logits, fake_logits)
         self.D_opt.zero_grad(set_to_none=True)
@@ -242,7 +256,9 @@ class StyleGAN2Trainer:
         D.requires_grad_(False)
         with self._autocast():
             fakes, _ = self._generate(self.local_batch)
-            g_loss = g_nonsaturating_loss(D(self.augmenter(fakes)).float())
+            g_loss = g_nonsaturating_loss(
+                D(self.augmenter(hide_unknown(fakes, fake_masks))).float()
+            )
         self.G_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self._step_optimizer(self.G_opt, G)

@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.training import data as data_module
-from models.training.data import (
-    EpochSampler,
-    Preprocess,
-    list_images,
-    prepare_images,
-    read_labels,
-    split_indices,
-)
+from models.training import images as data_module
+from models.training.images import EpochSampler, Preprocess, list_images, prepare_images
+from models.training.labels import read_labels, split_indices
 
 
 def solid(color: tuple[int, ...], size: tuple[int, int], mode: str = "RGB") -> Image.Image:

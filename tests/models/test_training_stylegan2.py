@@ -115,8 +115,8 @@ def test_losses_match_their_definitions() -> None:
 
 
 def test_lazy_regularisation_rescales_adam(faces: Path) -> None:
-    from models.training.data import prepare_images
     from models.training.distributed import DistContext
+    from models.training.images import prepare_images
 
     config = tiny_config(faces, r1_interval=16, pl_interval=4, lr=0.002)
     trainer = sg2.StyleGAN2Trainer(config, prepare_images(faces, 8), DistContext())
@@ -128,8 +128,8 @@ def test_lazy_regularisation_rescales_adam(faces: Path) -> None:
 
 
 def test_ema_follows_the_half_life_with_rampup(faces: Path) -> None:
-    from models.training.data import prepare_images
     from models.training.distributed import DistContext
+    from models.training.images import prepare_images
 
     config = tiny_config(faces, ema_kimg=0.1, ema_rampup=0.05)
     trainer = sg2.StyleGAN2Trainer(config, prepare_images(faces, 8), DistContext())
@@ -146,8 +146,8 @@ def test_ema_follows_the_half_life_with_rampup(faces: Path) -> None:
 
 
 def test_style_mixing_cuts_ws_in_two(faces: Path) -> None:
-    from models.training.data import prepare_images
     from models.training.distributed import DistContext
+    from models.training.images import prepare_images
 
     trainer = sg2.StyleGAN2Trainer(
         tiny_config(faces, style_mixing=1.0), prepare_images(faces, 8), DistContext()
