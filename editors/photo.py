@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from editors.alignment import AlignedFace, DetectedFace, align_landmarks, center_crop, load_image
-from editors.alignment import detect_faces as _detect_faces
+from editors.alignment import AlignedFace, align_landmarks, center_crop
+from editors.face_detection import DetectedFace
+from editors.face_detection import detect_faces as _detect_faces
+from editors.images import load_image
 from editors.compositing import composite
 from editors.errors import AlignmentError, NoFaceFound
 from editors.images import save_rgb

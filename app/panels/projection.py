@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from app.errors import ErrorReport, show_error
 from app.widgets.image_view import ImageView
 from app.workers import Job, JobRegistry
-from editors.alignment import DetectedFace
+from editors.face_detection import DetectedFace
 from editors.photo import PhotoAlignment, align_photo, crop_photo, export_composite
 from editors.projection import ProjectionConfig, ProjectionResult, project
 from models.jobs import Progress

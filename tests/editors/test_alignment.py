@@ -12,17 +12,15 @@ from PIL import Image
 
 from editors.alignment import (
     AlignedFace,
-    AlignmentReport,
     align_face,
-    align_files,
     align_landmarks,
     center_crop,
-    detect_faces,
     ffhq_quad,
     gaussian_blur,
-    is_image_file,
-    load_image,
 )
+from editors.alignment_batch import AlignmentReport, align_files
+from editors.face_detection import detect_faces
+from editors.images import is_image_file, load_image
 from editors.errors import AlignmentError, ImageLoadError, NoFaceFound
 from models.jobs import Cancelled
 from tests.conftest import shared_path

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from editors.alignment import align_face, center_crop, load_image
+from editors.alignment import align_face, center_crop
+from editors.images import load_image
 from editors.compositing import composite, face_mask, face_to_source
 from tests.conftest import shared_path
 
