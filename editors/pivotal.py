@@ -133,8 +133,11 @@ class TuningDelta:
                 f"the open model ({generator.name or 'unnamed'}) has fingerprint {fingerprint}",
             )
         params = dict(generator.named_parameters())
-        for name, change in self.dense().items():
-            if name not in params or params[name].numel() != change.numel():
+        # Sizes are checked on the stored shapes, before any factor product is formed.
+        sizes = {name: up.shape[0] * down.shape[1] for name, (up, down) in self.low_rank.items()}
+        sizes.update({name: value.size for name, value in self.full.items()})
+        for name, size in sizes.items():
+            if name not in params or params[name].numel() != size:
                 raise TuningFileError(path, f"the tuning changes {name}, which this model lacks")
 
 

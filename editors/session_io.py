@@ -11,7 +11,7 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,9 +24,13 @@ from models.formats.native import atomic_write
 from models.formats.npz import read_npz
 from models.generator import NOISE_MODES
 
+if TYPE_CHECKING:
+    from editors.pivotal import TuningDelta
+
 FILE_KIND = "latentstudio-session"
 SCHEMA_VERSION = 1
 SESSION_SUFFIX = ".lsession"
+TUNING_PREFIX = "tuning/"  # arrays of the pivotal-tuning delta (editors.pivotal)
 
 
 class SessionFileError(ValueError):
@@ -53,6 +57,7 @@ class SessionFile:
 
     state: EditState
     model: ModelReference
+    tuning: TuningDelta | None = None  # pivotal tuning of the model for the session's photo
 
     def mismatch(self, fingerprint: str | None) -> str | None:
         """Why the session does not fit the model with ``fingerprint`` (None when it does)."""
@@ -75,10 +80,16 @@ def _finite(value: float, what: str) -> float:
     return float(value)
 
 
-def save_session(path: str | Path, state: EditState, model: ModelReference) -> Path:
-    """Write ``state`` and the model reference to ``path`` (atomically)."""
+def save_session(
+    path: str | Path, state: EditState, model: ModelReference, tuning: TuningDelta | None = None
+) -> Path:
+    """Write ``state``, the model reference and any tuning delta to ``path`` (atomically)."""
+    from editors.pivotal import delta_arrays
+
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
+    if tuning is not None:
+        arrays.update({TUNING_PREFIX + k: v for k, v in delta_arrays(tuning).items()})
     document: dict[str, Any] = {
         "kind": FILE_KIND,
         "schema_version": SCHEMA_VERSION,
@@ -159,9 +170,16 @@ def load_session(path: str | Path) -> SessionFile:
             path, f"written by a newer version of the app (schema {version!r:.20})"
         )
     try:
-        return SessionFile(_state(document, arrays), _model(document))
+        return SessionFile(_state(document, arrays), _model(document), _tuning(arrays, path))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
         raise SessionFileError(path, f"damaged session ({type(exc).__name__}: {exc})") from exc
+
+
+def _tuning(arrays: dict[str, np.ndarray], path: Path) -> TuningDelta | None:
+    from editors.pivotal import delta_from_arrays
+
+    parts = {k[len(TUNING_PREFIX) :]: v for k, v in arrays.items() if k.startswith(TUNING_PREFIX)}
+    return delta_from_arrays(parts, path) if parts else None
 
 
 def _model(document: dict[str, Any]) -> ModelReference:
