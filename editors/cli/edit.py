@@ -12,6 +12,7 @@ from editors.cli.common import add_model_arguments, model_or_demo
 from editors.directions import check_compatible, default_directions_path, load_directions
 from editors.images import save_rgb
 from editors.latent_io import load_latent
+from editors.pivotal import tuned_for_latent
 from editors.rendering import Renderer
 from editors.state import EditState
 from models import load_generator
@@ -95,7 +96,8 @@ def read_latent(path: str | Path) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     """Apply the directions and save the image."""
     amounts = parse_amounts(args.direction)
-    w = read_latent(args.latent)
+    latent = load_latent(args.latent)
+    w = np.asarray(latent.ws, np.float32)
     args.model = model_or_demo(args.model)
     generator = load_generator(args.model, args.device)
     shape = (generator.num_ws, generator.w_dim)
@@ -133,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         attribute_amounts={name: value * directions[name].scale for name, value in amounts.items()},
         locked=frozenset(args.lock),
     )
-    result = Renderer(generator).render(state.render_args())
+    # A latent from `project --pti` renders with the model tuned for its photo.
+    result = Renderer(tuned_for_latent(generator, latent)).render(state.render_args())
     save_rgb(result.rgb, args.out)
     print(f"wrote {args.out}")
     return 0

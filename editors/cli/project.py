@@ -16,8 +16,10 @@ from editors.cli.common import add_model_arguments, model_or_demo, progress_bar
 from editors.errors import AlignmentError, ImageLoadError, NoFaceFound
 from editors.images import save_rgb
 from editors.latent_io import latent_metadata, load_latent, save_latent
-from editors.photo import align_photo, crop_photo
-from editors.projection import ProjectionConfig, ProjectionResult, project
+from editors.losses import ssim_u8
+from editors.photo import PIVOT, TUNING, align_photo, crop_photo, invert_photo
+from editors.pivotal import DELTA_SUFFIX, save_delta
+from editors.projection import ProjectionConfig, ProjectionResult
 from models import load_generator
 from models.formats.native import atomic_write
 from models.generator import Generator
@@ -37,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="find a photo in the model's latent space",
         description=(
             "Align the face in PHOTO to the FFHQ template, optimise a latent until the model "
-            "draws it, and write aligned.png, projected.png and latent.npz to --out. PHOTO may "
+            "draws it, and write aligned.png, projected.png and latent.npz to --out. With --pti "
+            "the latent is an editable W pivot and the model is tuned around it (pivotal "
+            "tuning); the tuning's compact delta is written beside the latent, which refers to "
+            "it, and `main.py edit` renders with it. PHOTO may "
             "be a folder: one result folder per image plus summary.csv; images already done "
             "are skipped."
         ),
@@ -47,11 +52,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = ProjectionConfig()
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument(
-        "--steps", type=int, default=defaults.steps, help="optimisation steps (default 1000)"
-    )
+        "--pti", action="store_true",
+        help=f"pivotal tuning: a short W pivot search ({PIVOT.steps} steps) then "
+        f"{TUNING.steps} steps tuning the model around it (about a minute on a CPU)",
+    )  # fmt: skip
     parser.add_argument(
-        "--space", choices=("w", "w+"), default=defaults.space, help="latent space (default w+)"
-    )
+        "--steps", type=int, default=None,
+        help=f"optimisation steps (default {defaults.steps}; {PIVOT.steps} with --pti)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tune-steps", type=int, default=TUNING.steps,
+        help=f"with --pti: tuning steps (default {TUNING.steps})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--space", choices=("w", "w+"), default=None,
+        help=f"latent space (default {defaults.space}; w with --pti)",
+    )  # fmt: skip
     parser.add_argument(
         "--loss", choices=("auto", "vgg16", "offline", "pixel"), default=defaults.loss,
         help="image distance: auto = VGG16 when downloaded, else offline (pixel, SSIM, identity)",
@@ -85,10 +101,12 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.photo)
     if not source.exists():
         raise ImageLoadError(source, "no such file or folder")
-    config = ProjectionConfig(
-        steps=args.steps, space=args.space, loss=args.loss, init=args.init, mse_weight=args.mse,
+    base = PIVOT if args.pti else ProjectionConfig()
+    steps = args.steps if args.steps is not None else base.steps
+    config = base.replace(
+        steps=steps, space=args.space, loss=args.loss, init=args.init, mse_weight=args.mse,
         optimize_noise=args.optimize_noise, seed=args.seed,
-        preview_every=max(1, args.steps // VIDEO_FRAMES),
+        preview_every=max(1, steps // VIDEO_FRAMES),
     )  # fmt: skip
     args.model = model_or_demo(args.model)
     generator = load_generator(args.model, args.device)
@@ -141,37 +159,41 @@ def _project_one(
     save_rgb(np.asarray(aligned.image), out / "aligned.png")
     frames: list[np.ndarray] = []
 
-    with progress_bar(f"projecting {photo.name}", total=config.steps) as (bar_step, should_stop):
+    tuning = TUNING.replace(steps=args.tune_steps, seed=args.seed) if args.pti else None
+    total = config.steps + (tuning.steps if tuning is not None else 0)
+    with progress_bar(f"projecting {photo.name}", total=total) as (bar_step, should_stop):
 
         def on_step(progress: Progress) -> None:
             bar_step(progress)
             if args.video and progress.preview is not None:
                 frames.append(progress.preview)
 
-        result = project(
-            generator, aligned, config=config, discriminator=discriminator,  # type: ignore[arg-type]
+        inversion = invert_photo(
+            generator, aligned, projection=config, tuning=tuning, discriminator=discriminator,
             on_step=on_step, should_stop=should_stop,
         )  # fmt: skip
-    save_rgb(result.image, out / "projected.png")
+    result = inversion.projection
+    save_rgb(inversion.image, out / "projected.png")
+    extra: dict[str, object] = {}
+    if inversion.tuning is not None:
+        delta_path = save_delta(out / f"latent{DELTA_SUFFIX}", inversion.tuning.delta)
+        extra["tuning"] = {
+            "file": delta_path.name, "pivot_psnr": result.psnr, "steps": inversion.tuning.steps,
+            "bytes": inversion.tuning.delta.nbytes,
+        }  # fmt: skip
     meta = latent_metadata(
         model_name=generator.name, model_fingerprint=generator.fingerprint(), space=result.space,
-        source_photo=photo.resolve(), loss=result.loss_name, steps=result.steps, psnr=result.psnr,
-        ssim=result.ssim, init=result.init, alignment=aligned.method,
-        config=json_config(result),
+        source_photo=photo.resolve(), loss=result.loss_name, steps=result.steps,
+        psnr=inversion.psnr, ssim=ssim_u8(inversion.image, result.target), init=result.init,
+        alignment=aligned.method, config=json_config(result), **extra,
     )  # fmt: skip
     save_latent(out / "latent.npz", result.ws, metadata=meta, noise=result.noise)
     if args.video:
         write_video(out / "progress.mp4", result.target, frames)
     return _row(
-        photo,
-        "projected",
-        result.psnr,
-        result.ssim,
-        result.loss_name,
-        result.steps,
-        result.seconds,
-        out,
-    )
+        photo, "projected", inversion.psnr, float(meta["ssim"]), result.loss_name,
+        result.steps + (inversion.tuning.steps if inversion.tuning else 0), inversion.seconds, out,
+    )  # fmt: skip
 
 
 def json_config(result: ProjectionResult) -> dict[str, object]:

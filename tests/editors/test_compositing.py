@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from editors.alignment import align_face, center_crop
-from editors.images import load_image
 from editors.compositing import composite, face_mask, face_to_source
+from editors.images import load_image
 from tests.conftest import shared_path
 
 
@@ -77,3 +77,55 @@ def test_edited_face_lands_on_the_face() -> None:
     assert out[chin[1] + 60, chin[0], 1] == photo[chin[1] + 60, chin[0], 1]  # below the chin
     with pytest.raises(ValueError, match="aligned from a 1200x1200 image"):
         composite(Image.new("RGB", (100, 100)), aligned, green)
+
+
+def test_laplacian_blend_limits_and_seam() -> None:
+    from editors.compositing import laplacian_blend
+
+    rng = np.random.default_rng(4)
+    back = rng.uniform(0, 255, (64, 80, 3)).astype(np.float32)
+    front = rng.uniform(0, 255, (64, 80, 3)).astype(np.float32)
+    ones, zeros = np.ones((64, 80), np.float32), np.zeros((64, 80), np.float32)
+    np.testing.assert_allclose(laplacian_blend(back, front, ones, 3), front, atol=1e-3)
+    np.testing.assert_allclose(laplacian_blend(back, front, zeros, 3), back, atol=1e-3)
+    half = np.where(np.arange(80) < 40, 1.0, 0.0).astype(np.float32)[None].repeat(64, 0)
+    np.testing.assert_allclose(
+        laplacian_blend(back, front, half, 0),
+        front * half[..., None] + back * (1 - half[..., None]),
+    )
+    # Flat images: the pyramid spreads the step over a band as wide as its coarsest level.
+    flat = laplacian_blend(np.zeros_like(back), np.full_like(front, 200), half, 3)[32]
+    assert flat[0, 0] == pytest.approx(200, abs=1) and flat[-1, 0] == pytest.approx(0, abs=1)
+    ramp = flat[30:50, 0]
+    assert (np.diff(ramp) <= 1e-3).all() and ((ramp > 5) & (ramp < 195)).sum() >= 4
+
+
+def test_colour_match_uses_the_reconstruction_so_edits_survive(tmp_path: Path) -> None:
+    from editors.compositing import match_colours
+
+    rng = np.random.default_rng(5)
+    photo = rng.uniform(40, 200, (32, 32, 3)).astype(np.float32)
+    mask = np.ones((32, 32), np.float32)
+    reference = photo * 0.8 + 20  # the model draws the photo duller and brighter
+    corrected = match_colours(reference, reference, photo, mask)
+    np.testing.assert_allclose(corrected, photo, atol=1e-2)
+    edited = reference.copy()
+    edited[..., 2] += 30  # an edit adds blue
+    shifted = match_colours(edited, reference, photo, mask)
+    np.testing.assert_allclose(shifted[..., 2] - photo[..., 2], 30 / 0.8, atol=1e-2)
+
+    # Through composite: a colour-shifted unedited face comes back as the photo.
+    # A smooth photo, so that resampling blur does not hide the colour error.
+    image = _blocks(32, 16).resize((96, 64), Image.Resampling.BICUBIC)
+    image.save(tmp_path / "p.png")
+    crop = center_crop(tmp_path / "p.png", 32)
+    face = np.asarray(crop.image, np.float32)
+    dull = np.clip(face * 0.8 + 20, 0, 255).astype(np.uint8)
+    matched = np.asarray(composite(tmp_path / "p.png", crop, dull, reference=dull), np.float64)
+    plain = np.asarray(composite(tmp_path / "p.png", crop, dull), np.float64)
+    original = np.asarray(image, np.float64)
+    centre = (slice(20, 44), slice(36, 60))
+    assert (
+        np.abs(matched[centre] - original[centre]).mean()
+        < 0.5 * np.abs(plain[centre] - original[centre]).mean()
+    )
