@@ -3,8 +3,8 @@
 Parameters and buffers are named and shaped exactly like rosinality's ``stylegan2-pytorch``
 ``Generator`` (the ``g_ema`` state dict that e4e, pSp, StyleCLIP and many model zoos ship), so such
 a state dict loads with no missing or unexpected keys. The arithmetic is pure PyTorch (no compiled
-ops), reads from the primitives at the top to the generator at the bottom, and is written to match
-that implementation's fp32 output.
+ops); the layers are in ``models/stylegan2_layers.py``, and the output matches that
+implementation's fp32 output within float rounding.
 """
 
 from __future__ import annotations
@@ -19,319 +19,55 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.generator import Generator, NoiseMode, check_shape
+from models.stylegan2_layers import (
+    BLUR_KERNEL,
+    LRELU_GAIN,
+    LRELU_SLOPE,
+    ConstantInput,
+    EqualLinear,
+    FusedLeakyReLU,
+    ModulatedConv2d,
+    NoiseInjection,
+    PixelNorm,
+    ResidualUpsample,
+    StyledConv,
+    ToRGB,
+    _Blur,
+    fused_leaky_relu,
+    make_kernel,
+    pixel_norm,
+    upfirdn2d,
+    upsample_skip,
+)
 
-LRELU_SLOPE = 0.2
-LRELU_GAIN = math.sqrt(2.0)
-BLUR_KERNEL = (1, 3, 3, 1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Primitives
-
-
-def make_kernel(taps: Sequence[float]) -> torch.Tensor:
-    """Return the separable 2-D FIR kernel outer(taps, taps), normalised to sum 1."""
-    k1 = torch.tensor(taps, dtype=torch.float32)
-    kernel = k1[None, :] * k1[:, None]
-    return kernel / kernel.sum()
-
-
-def upfirdn2d(
-    x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
-) -> torch.Tensor:
-    """Upsample by zero insertion, pad (negative = crop), convolve with ``kernel``, downsample.
-
-    ``x`` is [N, C, H, W]; ``pad`` = (before, after) applies to both axes. The convolution is a
-    true convolution (the kernel is flipped), as in NVIDIA's and rosinality's ``upfirdn2d``.
-    """
-    batch, channels, height, width = x.shape
-    if up > 1:
-        x = x.reshape(batch, channels, height, 1, width, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(batch, channels, height * up, width * up)
-    pad0, pad1 = pad
-    x = F.pad(x, [max(pad0, 0), max(pad1, 0), max(pad0, 0), max(pad1, 0)])
-    if pad0 < 0 or pad1 < 0:
-        x = x[
-            :,
-            :,
-            max(-pad0, 0) : x.shape[2] - max(-pad1, 0),
-            max(-pad0, 0) : x.shape[3] - max(-pad1, 0),
-        ]
-    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(channels, 1, *kernel.shape)
-    x = F.conv2d(x, weight, groups=channels)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x
-
-
-def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Return leaky_relu(x + bias, 0.2) * sqrt(2), bias broadcast over channels (dim 1)."""
-    shape = [1, -1] + [1] * (x.ndim - 2)
-    return F.leaky_relu(x + bias.view(shape), LRELU_SLOPE) * LRELU_GAIN
-
-
-def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Normalise each sample to unit root-mean-square over dim 1."""
-    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
-
-
-class PixelNorm(nn.Module):
-    """Module form of ``pixel_norm`` (the first entry of the mapping network)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return pixel_norm(x)
-
-
-class EqualLinear(nn.Module):
-    """Linear layer with equalized learning rate; weights are stored divided by ``lr_mul``."""
-
-    def __init__(
-        self,
-        in_dim: int,  # input features
-        out_dim: int,  # output features
-        bias_init: float = 0.0,  # initial bias value (1 for style modulation)
-        lr_mul: float = 1.0,  # learning-rate multiplier (0.01 in the mapping network)
-        activate: bool = False,  # apply fused leaky ReLU after the layer
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
-        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
-        self.scale = lr_mul / math.sqrt(in_dim)
-        self.lr_mul = lr_mul
-        self.activate = activate
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.activate:
-            return fused_leaky_relu(F.linear(x, self.weight * self.scale), self.bias * self.lr_mul)
-        return F.linear(x, self.weight * self.scale, bias=self.bias * self.lr_mul)
-
-    def extra_repr(self) -> str:
-        return (
-            f"in={self.weight.shape[1]}, out={self.weight.shape[0]}, lr_mul={self.lr_mul}, "
-            f"activate={self.activate}"
-        )
-
-
-class ModulatedConv2d(nn.Module):
-    """Convolution whose weights are scaled per sample by a style, optionally demodulated.
-
-    With ``upsample`` the convolution is a stride-2 transposed convolution followed by a FIR blur,
-    which is how rosinality and NVIDIA both fuse "upsample, then convolve".
-    """
-
-    def __init__(
-        self,
-        in_channels: int,  # input feature maps
-        out_channels: int,  # output feature maps
-        kernel_size: int,  # square kernel size (3 for convs, 1 for ToRGB)
-        w_dim: int,  # style vector size
-        demodulate: bool = True,  # normalise each output filter to unit norm (off for ToRGB)
-        upsample: bool = False,  # double the resolution
-    ) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
-        self.demodulate = demodulate
-        self.upsample = upsample
-        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
-        self.padding = kernel_size // 2
-        self.weight = nn.Parameter(
-            torch.randn(1, out_channels, in_channels, kernel_size, kernel_size)
-        )
-        self.modulation = EqualLinear(w_dim, in_channels, bias_init=1.0)
-        if upsample:
-            factor = 2
-            # The transposed conv output is 2H + k - 2; this padding crops the blur back to 2H.
-            p = (len(BLUR_KERNEL) - factor) - (kernel_size - 1)
-            self.blur_pad = ((p + 1) // 2 + factor - 1, p // 2 + 1)
-            self.blur = _Blur(make_kernel(BLUR_KERNEL) * factor**2)
-
-    def forward(
-        self, x: torch.Tensor, w: torch.Tensor, style_offset: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``style_offset`` [N or 1, in_channels] is added to the affine output (StyleSpace)."""
-        if x.shape[0] > 1:
-            return self._forward_batched(x, w, style_offset)
-        batch, in_channels, height, width = x.shape
-        style = self.modulation(w)
-        if style_offset is not None:
-            style = style + style_offset
-        style = style.view(batch, 1, in_channels, 1, 1)
-        weight = self.scale * self.weight * style  # [N, out, in, k, k]
-        if self.demodulate:
-            demod = torch.rsqrt(weight.square().sum([2, 3, 4]) + 1e-8)
-            weight = weight * demod.view(batch, self.out_channels, 1, 1, 1)
-        k = self.kernel_size
-        x = x.reshape(1, batch * in_channels, height, width)
-        if self.upsample:
-            weight = weight.transpose(1, 2).reshape(batch * in_channels, self.out_channels, k, k)
-            out = F.conv_transpose2d(x, weight, padding=0, stride=2, groups=batch)
-            out = out.view(batch, self.out_channels, out.shape[2], out.shape[3])
-            return upfirdn2d(out, self.blur.kernel, pad=self.blur_pad)
-        weight = weight.reshape(batch * self.out_channels, in_channels, k, k)
-        out = F.conv2d(x, weight, padding=self.padding, groups=batch)
-        return out.view(batch, self.out_channels, out.shape[2], out.shape[3])
-
-    def _forward_batched(
-        self, x: torch.Tensor, w: torch.Tensor, style_offset: torch.Tensor | None
-    ) -> torch.Tensor:
-        # Scaling the input and output instead of the weights lets one shared-weight convolution
-        # serve the whole batch, several times faster on CPUs than a grouped convolution; the
-        # result equals the per-sample form up to float rounding.
-        batch, in_channels = x.shape[:2]
-        style = self.modulation(w)  # [N, in]
-        if style_offset is not None:
-            style = style + style_offset
-        weight = self.scale * self.weight[0]  # [out, in, k, k]
-        x = x * style.view(batch, in_channels, 1, 1)
-        if self.upsample:
-            out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
-            out = upfirdn2d(out, self.blur.kernel, pad=self.blur_pad)
-        else:
-            out = F.conv2d(x, weight, padding=self.padding)
-        if self.demodulate:
-            demod = torch.rsqrt(
-                (weight[None] * style.view(batch, 1, in_channels, 1, 1)).square().sum([2, 3, 4])
-                + 1e-8
-            )
-            out = out * demod.view(batch, self.out_channels, 1, 1)
-        return out
-
-    def extra_repr(self) -> str:
-        return (
-            f"in={self.in_channels}, out={self.out_channels}, kernel={self.kernel_size}, "
-            f"upsample={self.upsample}, demodulate={self.demodulate}"
-        )
-
-
-class _Blur(nn.Module):
-    """Holds a FIR kernel as the buffer ``kernel`` (rosinality stores it in the state dict)."""
-
-    def __init__(self, kernel: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("kernel", kernel)
-
-
-class NoiseInjection(nn.Module):
-    """Adds per-pixel noise scaled by a learned strength (``weight``, initialised to 0)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return x + self.weight * noise
-
-
-class FusedLeakyReLU(nn.Module):
-    """Bias plus leaky ReLU with gain sqrt(2); the bias is named like rosinality's ``activate``."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fused_leaky_relu(x, self.bias)
-
-
-class ConstantInput(nn.Module):
-    """The learned 4x4 constant the synthesis starts from."""
-
-    def __init__(self, channels: int, size: int = 4) -> None:
-        super().__init__()
-        self.input = nn.Parameter(torch.randn(1, channels, size, size))
-
-    def forward(self, batch: int) -> torch.Tensor:
-        return self.input.repeat(batch, 1, 1, 1)
-
-
-class StyledConv(nn.Module):
-    """Modulated conv, then noise, then bias + leaky ReLU (+ optional clamp, as NVIDIA does)."""
-
-    def __init__(
-        self,
-        in_channels: int,  # input feature maps
-        out_channels: int,  # output feature maps
-        w_dim: int,  # style vector size
-        upsample: bool = False,  # double the resolution
-        conv_clamp: float | None = None,  # clamp activations to +-conv_clamp; None = no clamp
-    ) -> None:
-        super().__init__()
-        self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim, upsample=upsample)
-        self.noise = NoiseInjection()
-        self.activate = FusedLeakyReLU(out_channels)
-        self.conv_clamp = conv_clamp
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        w: torch.Tensor,
-        noise: torch.Tensor | None,
-        style_offset: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        out = self.conv(x, w, style_offset)
-        if noise is not None:
-            out = self.noise(out, noise)
-        out = self.activate(out)
-        if self.conv_clamp is not None:
-            out = out.clamp(-self.conv_clamp, self.conv_clamp)
-        return out
-
-
-class ToRGB(nn.Module):
-    """Modulated 1x1 conv to RGB (no demodulation), added to the upsampled running image."""
-
-    def __init__(
-        self,
-        in_channels: int,  # input feature maps
-        w_dim: int,  # style vector size
-        upsample: bool = True,  # upsample the incoming skip image (False for the 4x4 block)
-        conv_clamp: float | None = None,  # clamp the RGB contribution; None = no clamp
-    ) -> None:
-        super().__init__()
-        if upsample:
-            # rosinality names this buffer ``upsample.kernel``; the x4 keeps the mean after zero insertion.
-            self.upsample = _Blur(make_kernel(BLUR_KERNEL) * 4)
-        self.conv = ModulatedConv2d(in_channels, 3, 1, w_dim, demodulate=False)
-        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
-        self.conv_clamp = conv_clamp
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        w: torch.Tensor,
-        skip: torch.Tensor | None = None,
-        style_offset: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        out = self.conv(x, w, style_offset) + self.bias
-        if self.conv_clamp is not None:
-            out = out.clamp(-self.conv_clamp, self.conv_clamp)
-        if skip is not None:
-            out = out + upsample_skip(skip, self.upsample.kernel)
-        return out
-
-
-def upsample_skip(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Double the resolution of a running RGB image (zero insertion + FIR, pad (2, 1))."""
-    return upfirdn2d(image, kernel, up=2, pad=(2, 1))
-
-
-class ResidualUpsample(nn.Module):
-    """Shortcut of NVIDIA's 'resnet' synthesis blocks: 1x1 conv (no bias), then FIR upsampling x2.
-
-    Only generators built with ``architecture="resnet"`` have these (keys ``skips.{k}.*``).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1))
-        self.upsample = _Blur(make_kernel(BLUR_KERNEL) * 4)
-        self.scale = 1.0 / math.sqrt(in_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upsample_skip(F.conv2d(x, self.weight * self.scale), self.upsample.kernel)
+# The layers live in models/stylegan2_layers.py; they are re-exported here for the formats,
+# the discriminator and the tests.
+__all__ = [
+    "BLUR_KERNEL",
+    "LRELU_GAIN",
+    "LRELU_SLOPE",
+    "ConstantInput",
+    "EqualLinear",
+    "FusedLeakyReLU",
+    "ModulatedConv2d",
+    "NoiseInjection",
+    "PixelNorm",
+    "ResidualUpsample",
+    "StyleGAN2Generator",
+    "StyleLayer",
+    "StyledConv",
+    "SynthesisCache",
+    "ToRGB",
+    "_Blur",
+    "channels_from_base",
+    "fused_leaky_relu",
+    "make_kernel",
+    "pixel_norm",
+    "rosinality_channels",
+    "stylegan2_from_architecture",
+    "upfirdn2d",
+    "upsample_skip",
+]
 
 
 # ---------------------------------------------------------------------------------------------
