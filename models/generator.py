@@ -147,11 +147,12 @@ def to_rgb_u8(images: torch.Tensor) -> list[np.ndarray]:
     return [np.ascontiguousarray(img.permute(1, 2, 0).cpu().numpy()) for img in scaled]
 
 
-def parse_seeds(text: str) -> list[int]:
-    """Parse '0-7', '3,5,9' or '1-3,10' into a list of seeds.
+def parse_seeds(text: str, max_count: int = 1_000_000) -> list[int]:
+    """Parse '0-7', '3,5,9' or '1-3,10' into a list of seeds (each below 2**32).
 
     Raises:
-        ValueError: the text is not a comma-separated list of integers and ranges.
+        ValueError: the text is not a comma-separated list of integers and ranges, or names
+            more than ``max_count`` seeds.
     """
     seeds: list[int] = []
     for part in text.replace(" ", "").split(","):
@@ -163,8 +164,10 @@ def parse_seeds(text: str) -> list[int]:
             high = int(high_text) if high_text else low
         except ValueError:
             raise ValueError(f"bad seed list {text!r}: use e.g. '0-7' or '1,5,9'") from None
-        if low < 0 or high < low:
-            raise ValueError(f"bad seed range {part!r} in {text!r}: seeds are ordered and >= 0")
+        if low < 0 or high < low or high >= 2**32:
+            raise ValueError(f"bad seed range {part!r} in {text!r}: seeds are ordered, 0..2**32-1")
+        if len(seeds) + high - low + 1 > max_count:
+            raise ValueError(f"too many seeds in {text!r} (at most {max_count:,})")
         seeds.extend(range(low, high + 1))
     if not seeds:
         raise ValueError(f"bad seed list {text!r}: no seeds given")

@@ -12,11 +12,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from editors.cli import download, edit, generate, info, project, train
+from editors.cli import download, drag, edit, generate, info, project, train
 from models.errors import CheckpointError
 from models.jobs import Cancelled
 
-COMMANDS = (generate, info, edit, download, project, train)
+COMMANDS = (generate, info, edit, drag, download, project, train)
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130
@@ -50,8 +50,19 @@ def run_command(args: argparse.Namespace) -> int:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     except (CheckpointError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except MemoryError:
+        print("error: out of memory", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # the command-line edge: one line, never a traceback
+        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        print(f"error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def configure_logging(verbose: bool) -> None:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+
+import torch
 
 from editors.cli.common import add_model_arguments, progress_bar
 from editors.rendering import render_seeds
-from models import load_generator, parse_seeds
+from models import load_generator, parse_seeds, seed_to_z
+from models.generator import Generator
+
+MAX_SEEDS = 1_000_000  # images per command (a million PNGs is already far more than a folder wants)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "generate",
         help="render images from seeds",
-        description="Render one PNG per seed (seed{N:04d}.png), z drawn as NVIDIA's generate.py does.",
+        description=(
+            "Render one PNG per seed (seed{N:04d}.png), z drawn as NVIDIA's generate.py does."
+        ),
     )
     add_model_arguments(parser)
     parser.add_argument("--seeds", default="0-7", help="seeds, e.g. 0-7 or 1,5,9 (default 0-7)")
@@ -30,10 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render and save the images."""
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds(args.seeds, max_count=MAX_SEEDS)
+    if not math.isfinite(args.truncation):
+        raise ValueError(f"--truncation must be a finite number, got {args.truncation}")
     if args.batch < 1:
         raise ValueError("--batch must be at least 1")
     generator = load_generator(args.model, args.device)
+    check_renders_finite(generator, seeds[0], args.truncation, args.model)
     out = Path(args.out)
     with progress_bar("generating", total=len(seeds)) as (on_step, should_stop):
         paths = render_seeds(
@@ -48,3 +59,21 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"wrote {len(paths)} images to {out}")
     return 0
+
+
+def check_renders_finite(generator: Generator, seed: int, truncation: float, model: str) -> None:
+    """Render ``seed`` once and refuse a model whose picture holds NaN or infinities.
+
+    Such a model would write black images without a word (its weights overflow).
+
+    Raises:
+        ValueError: naming the model file.
+    """
+    with torch.inference_mode():
+        z = seed_to_z([seed], generator.z_dim).to(generator.device)
+        ws = generator.broadcast(generator.mapping(z, truncation_psi=truncation))
+        image = generator.synthesis(ws, noise_mode="const")
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError(
+            f"{model}: the model renders NaN or infinite values (damaged or overflowing weights)"
+        )

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import math
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from editors.cli.common import progress_bar
+from editors.training_tasks import TRAINING_TASKS, training_task
 from models.jobs import Cancelled, OnStep, ShouldStop
 from models.training.config import (
     AUGMENT_MODES,
-    CONFIG_TYPES,
     DEFAULT_PRESET,
     STYLEGAN2_PRESETS,
     StyleGAN2Config,
@@ -213,22 +214,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     tasks = parser.add_subparsers(dest="task", title="tasks", metavar="TASK", required=True)
-    for task, options in TASK_OPTIONS.items():
-        sub = tasks.add_parser(task, help=_TASK_HELP[task], description=_TASK_HELP[task])
+    for task in TRAINING_TASKS.values():
+        sub = tasks.add_parser(task.name, help=task.help, description=task.help)
         _add_run_arguments(sub)
-        shared = DEVICE_OPTIONS if task == "directions" else COMMON_OPTIONS
-        for option in (*options, *shared):
+        shared = COMMON_OPTIONS if task.uses_run_loop else DEVICE_OPTIONS
+        options = (*TASK_OPTIONS[task.name], *shared)
+        for option in options:
             _add_option(sub, option)
-        sub.set_defaults(run=run, options=(*options, *shared))
-
-
-_TASK_HELP = {
-    "stylegan2": "StyleGAN2 on a folder of images (ADA/DiffAugment for small sets)",
-    "progan": "progressive-growing GAN (WGAN-GP) on a folder of images",
-    "classifier": "attribute classifier from images and a labels CSV",
-    "encoder": "image -> latent encoder for a generator (speeds up projection)",
-    "directions": "fit attribute directions (TL-GAN: sample, render, label, fit)",
-}
+        sub.set_defaults(run=run, options=options)
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -258,6 +251,51 @@ def _add_option(parser: argparse.ArgumentParser, option: Option) -> None:
         )
 
 
+# Integer settings with a range beyond which a run cannot be meant (sizes in pixels, widths,
+# latent sizes, counts): checked before a config is built, so that e.g. --w-dim 0 or
+# --resolution 1048576 fails at once with the option's name instead of deep in training.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "resolution": (8, 2048),
+    "input_size": (8, 2048),
+    "w_dim": (1, 8192),
+    "latent_size": (1, 8192),
+    "mapping_layers": (1, 64),
+    "channel_base": (1, 1 << 24),
+    "channel_max": (1, 8192),
+    "feature_base": (1, 1 << 24),
+    "feature_max": (1, 8192),
+    "width": (1, 8192),
+    "batch_size": (1, 65536),
+    "num_samples": (1, 10_000_000),
+    "threads": (0, 1024),
+    "keep_checkpoints": (1, 1_000_000),
+}
+# Lengths in thousands of images / epochs: positive and finite (at most a billion images).
+LENGTHS = ("kimg", "real_kimg", "phase_kimg", "epochs")
+
+
+def check_values(values: dict[str, Any], flags: dict[str, str] | None = None) -> None:
+    """Refuse non-finite numbers and out-of-range sizes in config values.
+
+    ``flags`` maps fields to the command-line options that set them, for the message.
+
+    Raises:
+        ValueError: the first offending value, e.g. "--w-dim must be in 1..8192, got 0".
+    """
+    for key, value in values.items():
+        if isinstance(value, bool):
+            continue
+        name = (flags or {}).get(key, key)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+        if key in INT_RANGES and isinstance(value, int):
+            low, high = INT_RANGES[key]
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be in {low}..{high}, got {value}")
+        if key in LENGTHS and isinstance(value, int | float) and not 0 <= value <= 1e6:
+            raise ValueError(f"{name} must be between 0 and 1000000, got {value}")
+
+
 def given_fields(args: argparse.Namespace, options: tuple[Option, ...]) -> dict[str, Any]:
     """Config fields set on the command line (options left out are None)."""
     return {o.field: getattr(args, o.field) for o in options if getattr(args, o.field) is not None}
@@ -270,8 +308,9 @@ def build_config(task: str, args: argparse.Namespace) -> tuple[Any, Path, bool]:
         ValueError: missing required options, or options that cannot change on resume.
         FileNotFoundError: ``--resume`` names a folder without a run.
     """
-    config_type = CONFIG_TYPES[task]
+    config_type = training_task(task).config_type
     fields = given_fields(args, args.options)
+    check_values(fields, {o.field: o.flag for o in args.options})
     if args.resume:
         run = RunFolder(args.resume)
         saved_task, saved = run.read_config()
@@ -294,6 +333,8 @@ def build_config(task: str, args: argparse.Namespace) -> tuple[Any, Path, bool]:
         text = Path(args.config).read_text(encoding="utf-8")
         data = json.loads(text)
         data = data.get("config", data) if isinstance(data, dict) else data
+        if isinstance(data, dict):
+            check_values(data)
         config = config_type.from_dict({**data, **fields})
     elif task == "stylegan2":
         if "data" not in fields:
@@ -307,6 +348,7 @@ def build_config(task: str, args: argparse.Namespace) -> tuple[Any, Path, bool]:
             raise ValueError(f"{exc} (see `main.py train {task} --help`)") from exc
     if task == "stylegan2" and config.init_from:
         config = _finetune_config(config)
+    check_values(dataclasses.asdict(config))
     out = (
         Path(args.out) if args.out else default_runs_root() / make_run_name(task, _describe(config))
     )
@@ -326,24 +368,6 @@ def _finetune_config(config: StyleGAN2Config) -> StyleGAN2Config:
 def _describe(config: Any) -> str:
     source = getattr(config, "data", "") or getattr(config, "model", "")
     return Path(source).stem if source else ""
-
-
-def face_aligner(resolution: int) -> Any:
-    """A ``Preprocess`` that aligns each image's largest face FFHQ-style (None when no face)."""
-    from editors.alignment import align_face
-    from editors.errors import NoFaceFound
-    from models.training.images import Preprocess
-
-    lock = threading.Lock()  # dlib's detector and predictor are shared; call them one at a time
-
-    def align(image: Any) -> Any:
-        with lock:
-            try:
-                return align_face(image, resolution).image
-            except NoFaceFound:
-                return None
-
-    return Preprocess(key=f"ffhq-align-v1-{resolution}", fn=align)
 
 
 @contextlib.contextmanager
@@ -368,10 +392,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"steps: {total}")
         print(config.to_json())
         return 0
-    job = _job(task, config)
     try:
         with _callbacks(f"train {task}") as (on_step, should_stop):
-            summary = job(config, out, resume=resume, on_step=on_step, should_stop=should_stop)
+            summary = training_task(task).run(
+                config, out, resume=resume, on_step=on_step, should_stop=should_stop
+            )
     except Cancelled as exc:
         summary = exc.partial
         if summary is not None and hasattr(summary, "step"):
@@ -398,153 +423,3 @@ def run(args: argparse.Namespace) -> int:
         if summary.artifact:
             print(f"wrote {summary.artifact}")
     return 0
-
-
-def _job(task: str, config: Any) -> Callable[..., Any]:
-    """The training function for ``task``, with the face aligner bound when asked for."""
-    preprocess = None
-    if getattr(config, "align_faces", False):
-        size = getattr(config, "resolution", getattr(config, "input_size", 64))
-        preprocess = face_aligner(size)
-    if task == "stylegan2":
-        from models.training.stylegan2 import train_stylegan2 as fn
-    elif task == "progan":
-        from models.training.progan import train_progan as fn
-    elif task == "classifier":
-        from models.training.classifier import train_classifier as fn
-    elif task == "encoder":
-        from models.training.encoder import train_encoder as fn
-    elif task == "directions":
-        fn = train_directions
-    else:
-        raise ValueError(f"unknown task {task!r}")
-
-    def call(config: Any, out: Path, **kwargs: Any) -> Any:
-        return fn(config, out, preprocess=preprocess, **kwargs)
-
-    return call
-
-
-# ---------------------------------------------------------------------------------------------
-# Directions: a run folder around the editing engineer's ``fit_directions``
-
-
-def train_directions(
-    config: Any,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    preprocess: Any = None,
-    on_step: OnStep | None = None,
-    should_stop: ShouldStop | None = None,
-) -> Any:
-    """Fit directions with ``config`` (a ``DirectionsConfig``) into the run folder ``run_dir``.
-
-    Writes config.json, status.json (progress), one metrics line with each direction's held-out
-    score, and ``RUN_DIR/directions.json`` (+ ``.npz``); with ``install`` also the file beside the
-    model. "stop" in control.json cancels like ``should_stop``.
-
-    Raises:
-        ValueError: ``resume`` (a fit is not resumable: start it again), bad labeler or attributes.
-        Cancelled: stopped; ``partial`` is a ``TrainSummary`` in state "stopped".
-    """
-    import time
-
-    from editors.direction_fitting import DirectionFitConfig, fit_directions
-    from editors.directions import default_directions_path, save_directions
-    from editors.mixing import group_layers
-    from models import load_generator
-    from models.jobs import Progress
-    from models.training.loop import TrainSummary, new_or_resume, set_threads
-
-    if resume:
-        raise ValueError("a directions run cannot be resumed; start it again (it takes minutes)")
-    run = RunFolder(run_dir)
-    new_or_resume(run, resume)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config("directions", config.to_dict())
-    run.request("run")
-    total = config.total_steps + 1
-    run.write_status("preparing", task="directions", step=0, total_steps=total, message="loading")
-    set_threads(config.threads)
-    last_write = [0.0]
-
-    def report(progress: Progress) -> None:
-        now = time.monotonic()
-        if now - last_write[0] >= 1.0 or progress.step >= total:
-            last_write[0] = now
-            run.write_status(
-                "running",
-                task="directions",
-                step=progress.step,
-                total_steps=total,
-                message=progress.message,
-            )
-        if on_step is not None:
-            on_step(progress)
-
-    def stop() -> bool:
-        return (should_stop is not None and should_stop()) or run.read_control() == "stop"
-
-    def summary(state: str, step: int, artifact: Path | None, metrics: dict) -> TrainSummary:
-        return TrainSummary(
-            task="directions",
-            run_dir=run.path,
-            state=state,
-            step=step,  # type: ignore[arg-type]
-            total_steps=total,
-            images_seen=0,
-            artifact=artifact,
-            checkpoint=None,
-            metrics=metrics,
-        )
-
-    try:
-        generator = load_generator(config.model, config.device)
-        if config.labeler == "classifier":
-            from editors.labelers import ClassifierLabeler
-
-            labeler = ClassifierLabeler.from_file(config.classifier, config.attributes or None)
-        else:
-            from editors.labelers import LandmarkLabeler
-
-            labeler = LandmarkLabeler()
-        layers = None if config.layers == "all" else group_layers(config.layers, generator.num_ws)
-        fit_config = DirectionFitConfig(
-            num_samples=config.num_samples,
-            first_seed=config.first_seed,
-            truncation_psi=config.truncation_psi,
-            attributes=config.attributes or None,
-            layers=layers,
-            batch_size=config.batch_size,
-        )
-        directions = fit_directions(
-            generator, labeler, fit_config, on_step=report, should_stop=stop
-        )
-    except Cancelled:
-        run.write_status("stopped", task="directions", step=0, total_steps=total, message="stopped")
-        raise Cancelled(summary("stopped", 0, None, {})) from None
-    except Exception as exc:
-        run.write_status("failed", task="directions", message=f"{type(exc).__name__}: {exc}")
-        raise
-    path = save_directions(directions, run.path / "directions.json")
-    if config.install:
-        save_directions(directions, default_directions_path(config.model))
-    metrics = {
-        f"{key}/{d.name}": float(value)
-        for d in directions
-        for key, value in d.metrics.items()
-        if isinstance(value, int | float)
-    }
-    run.append_metrics({"step": total, **metrics})
-    notes = "; ".join(directions.notes)
-    run.write_status(
-        "finished",
-        task="directions",
-        step=total,
-        total_steps=total,
-        message=notes or f"fitted {len(directions)} directions",
-        artifact=str(path),
-        model=config.model,
-    )
-    return summary("finished", total, path, metrics)
