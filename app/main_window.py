@@ -34,6 +34,7 @@ from app.panels.history import HistoryPanel
 from app.panels.layers import LayersPanel
 from app.panels.mixing import MixingPanel
 from app.panels.projection import PHOTO_FILTER, PHOTO_SUFFIXES, ProjectionPanel
+from app.panels.stylespace import install as install_local_editing
 from app.panels.welcome import WelcomePanel
 from app.render_service import RenderedFrame, RenderService
 from app.session import Session
@@ -546,6 +547,7 @@ class MainWindow(QMainWindow):
         self.add_panel(self.components_panel, "Components")
         self.add_panel(self.layers_panel, "Layers && noise")
         self.panel_tabs.setMinimumWidth(self.panel_tabs.tabBar().sizeHint().width() + 12)
+        install_local_editing(self)  # Style space, Masks and Inspect tools
         self.history_panel = HistoryPanel(self.session, self.jobs)
         self.history_dock = self.add_side_panel(self.history_panel, "History", "historyDock")
         self.menus["&View"].addAction(self.history_dock.toggleViewAction())

@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="hold this attribute constant while the others move (repeatable)",
     )
     parser.add_argument("--noise-mode", choices=("const", "random", "none"), default="const")
+    parser.add_argument(
+        "--space",
+        choices=("auto", "w"),
+        default="auto",
+        help="auto: sliders with a localized (StyleSpace) version beside the directions use it, "
+        "so e.g. smile changes only the lower face; w: the plain W-space directions",
+    )
     parser.add_argument("--out", required=True, metavar="X.png", help="output image (.png or .jpg)")
     parser.set_defaults(run=run)
 
@@ -134,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         directions=directions,
         attribute_amounts={name: value * directions[name].scale for name, value in amounts.items()},
         locked=frozenset(args.lock),
+        attribute_space=args.space,
     )
     # A latent from `project --pti` renders with the model tuned for its photo.
     result = Renderer(tuned_for_latent(generator, latent)).render(state.render_args())
