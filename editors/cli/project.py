@@ -13,7 +13,7 @@ from PIL import Image
 
 from editors.alignment import AlignedFace
 from editors.cli.common import add_model_arguments, model_or_demo, progress_bar
-from editors.errors import AlignmentError, ImageLoadError, NoFaceFound
+from editors.errors import AlignmentError, ImageLoadError, LatentFileError, NoFaceFound
 from editors.images import save_rgb
 from editors.latent_io import latent_metadata, load_latent, save_latent
 from editors.losses import ssim_u8
@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.photo)
     if not source.exists():
         raise ImageLoadError(source, "no such file or folder")
+    if not source.is_dir() and not source.is_file():
+        raise ImageLoadError(source, "not a regular file or folder (a FIFO or a device?)")
     base = PIVOT if args.pti else ProjectionConfig()
     steps = args.steps if args.steps is not None else base.steps
     config = base.replace(
@@ -236,16 +238,12 @@ def _run_folder(
         raise ImageLoadError(folder, "no images in this folder")
     rows: list[dict[str, str]] = []
     failures = 0
+    names = output_names(photos)
     for photo in photos:
-        target = out / photo.stem
-        latent_path = target / "latent.npz"
-        if latent_path.is_file():
-            meta = load_latent(latent_path).metadata
-            rows.append(_row(
-                photo, "done before", float(meta.get("psnr", float("nan"))),
-                float(meta.get("ssim", float("nan"))), str(meta.get("loss", "")),
-                int(meta.get("steps", 0)), 0.0, target,
-            ))  # fmt: skip
+        target = out / names[photo]
+        before = _done_before(photo, target)
+        if before is not None:
+            rows.append(before)
         else:
             try:
                 rows.append(_project_one(photo, target, generator, discriminator, config, args))
@@ -262,6 +260,48 @@ def _run_folder(
     print(f"{done} of {len(photos)} photos projected ({failures} failed)")
     print(f"summary in {out / 'summary.csv'}")
     return 0
+
+
+def output_names(photos: list[Path]) -> dict[Path, str]:
+    """A result folder name per photo: its stem when that is unique and safe, else more.
+
+    Names keep only letters, digits, '-', '_' and inner dots, never start with a dot (so
+    '...png' cannot name the parent folder), differ between 'a.jpg' and 'a.png' (the full name
+    is used when stems collide), and never equal the summary file.
+    """
+
+    def safe(text: str) -> str:
+        cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in text).lstrip(".")
+        return cleaned or "photo"
+
+    stems = [safe(p.stem).lower() for p in photos]
+    names: dict[Path, str] = {}
+    taken = {"summary.csv"}
+    for photo, stem in zip(photos, stems, strict=True):
+        name = safe(photo.stem) if stems.count(stem) == 1 else safe(photo.name)
+        candidate, number = name, 2
+        while candidate.lower() in taken:
+            candidate, number = f"{name}-{number}", number + 1
+        taken.add(candidate.lower())
+        names[photo] = candidate
+    return names
+
+
+def _done_before(photo: Path, target: Path) -> dict[str, str] | None:
+    """The summary row of a photo projected by an earlier run, or None (also when unreadable)."""
+    latent_path = target / "latent.npz"
+    if not latent_path.is_file():
+        return None
+    try:
+        meta = load_latent(latent_path).metadata
+        return _row(
+            photo, "done before", float(meta.get("psnr", float("nan"))),
+            float(meta.get("ssim", float("nan"))), str(meta.get("loss", "")),
+            int(meta.get("steps", 0)), 0.0, target,
+        )  # fmt: skip
+    except (LatentFileError, TypeError, ValueError) as exc:
+        log.warning("%s: projecting again (%s)", photo, exc)
+        return None
 
 
 def write_summary(path: Path, rows: list[dict[str, str]]) -> None:
