@@ -7,6 +7,7 @@ and optimisers' state dicts, the RNG states as uint8 tensors, counters and the c
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,9 +35,14 @@ def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
     if not folder.is_dir():
         return []
     found = []
-    for path in folder.iterdir():
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:
+        log.warning("cannot list checkpoints in %s: %s", folder, exc)
+        return []
+    for path in entries:
         match = _NAME.match(path.name)
-        if match:
+        if match and path.is_file():
             found.append((int(match.group(1)), path))
     return sorted(found)
 
@@ -59,9 +65,33 @@ def save_checkpoint(folder: Path, step: int, payload: Mapping[str, Any], keep: i
         raise OSError(
             exc.errno, f"could not write checkpoint {path} ({exc.strerror or exc}){kept}"
         ) from exc
-    for _, old in list_checkpoints(folder)[:-keep]:
-        old.unlink(missing_ok=True)
+    prune_checkpoints(folder, step, keep)
     return path
+
+
+def prune_checkpoints(folder: Path, step: int, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints up to ``step``.
+
+    Files it cannot read, empty ones and ones numbered past ``step`` are neither counted nor
+    deleted: counting them could delete every good checkpoint while keeping unusable ones.
+    """
+    usable = [
+        path for number, path in list_checkpoints(folder) if number <= step and _readable(path)
+    ]
+    if keep < 1:
+        return
+    for old in usable[: max(0, len(usable) - keep)]:
+        try:
+            old.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not delete old checkpoint %s: %s", old, exc)
+
+
+def _readable(path: Path) -> bool:
+    try:
+        return os.access(path, os.R_OK) and path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def remove_stale_temporaries(folder: Path) -> int:
