@@ -43,7 +43,7 @@ from app.widgets.image_view import ImageView
 from app.workers import Job, JobRegistry
 from editors.images import save_rgb
 from editors.state import EditState
-from models import load_generator
+from models.formats import load_generator_job
 from models.runtime import device_label
 
 if TYPE_CHECKING:
@@ -299,9 +299,10 @@ class MainWindow(QMainWindow):
         path = Path(path)
         if self._load_job is not None and self._load_job.is_running:
             self._load_job.request_stop()
-        job = Job(f"Could not open model {path.name}", load_generator, path, self.device)
+        job = Job(f"Could not open model {path.name}", load_generator_job, path, self.device)
         job.succeeded.connect(self._on_load_job_succeeded)
         job.failed.connect(self._on_load_job_failed)
+        job.cancelled.connect(self._on_load_job_cancelled)
         job.done.connect(self._on_load_job_done)
         self._load_job = job
         self._pending_model_path = path
@@ -326,6 +327,13 @@ class MainWindow(QMainWindow):
             self.stack.setCurrentWidget(self.welcome)
         self.model_failed.emit(report)
         show_error(self, report)
+
+    def _on_load_job_cancelled(self, _partial: object) -> None:
+        if self.sender() is not self._load_job:
+            return
+        self.statusBar().showMessage("Loading cancelled", 5000)
+        if self.session.generator is None:
+            self.stack.setCurrentWidget(self.welcome)
 
     def _on_load_job_done(self) -> None:
         if self.sender() is self._load_job:
@@ -459,15 +467,33 @@ class MainWindow(QMainWindow):
         from models.errors import CheckpointError
         from models.formats import Container, sniff_container
 
+        if not self._is_openable(path, f"Could not open {path.name}"):
+            return
         try:
             is_checkpoint = sniff_container(path) is not Container.UNKNOWN
         except CheckpointError:
             is_checkpoint = False  # missing or unreadable: open_model reports it
         photo_suffix = path.suffix.lower() in PHOTO_SUFFIXES
-        if not is_checkpoint and (photo_suffix or is_image_file(path)):
+        try:
+            is_photo = not is_checkpoint and (photo_suffix or is_image_file(path))
+        except Exception:  # an unreadable file is no photo; open_model names the problem
+            is_photo = False
+        if is_photo:
             self.open_photo(path)
         else:
             self.open_model(path)
+
+    def _is_openable(self, path: Path, title: str) -> bool:
+        """False (after saying why) for a FIFO, device or socket: opening one would block."""
+        from models.formats.limits import LimitError, require_regular_file
+
+        try:
+            if path.exists() and not path.is_dir():
+                require_regular_file(path)
+        except (LimitError, OSError) as exc:
+            show_error(self, ErrorReport(title, f"{path}: {exc}"))
+            return False
+        return True
 
     # -- photos and latents -----------------------------------------------------------------
     def _build_projection(self) -> None:
@@ -498,6 +524,8 @@ class MainWindow(QMainWindow):
 
     def open_photo(self, path: Path) -> Job | None:
         """Show the Projection tab and align then project ``path`` in the background."""
+        if not self._is_openable(Path(path), "Could not open the photo"):
+            return None
         self.panel_tabs.setCurrentWidget(self.projection_panel)
         self.panel_dock.show()
         return self.projection_panel.open_photo(path)
@@ -526,7 +554,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             ws = load_latent(path).fitted(generator.num_ws, generator.w_dim)
-        except ValueError as exc:
+        except Exception as exc:  # a file-opening edge: every failure is a message
             show_error(self, ErrorReport.from_exception("Could not open the latent", exc))
             return False
         self.session.propose(
@@ -633,7 +661,7 @@ class MainWindow(QMainWindow):
         """Open a session file; on any problem the current work stays as it is."""
         try:
             self.session.open_from(path)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # a file-opening edge: every failure is a message
             show_error(self, ErrorReport.from_exception("Could not open the session", exc))
             return False
         self.statusBar().showMessage(f"Opened session {path.name}", 5000)

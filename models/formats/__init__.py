@@ -210,6 +210,32 @@ def load_generator_file(
     return _guarded(path, lambda: _load_generator(path, should_stop or (lambda: False)))
 
 
+def load_generator_job(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    *,
+    on_step: Callable[[Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Generator:
+    """``load_generator`` as a cancellable background job (the GUI's model loading).
+
+    Raises:
+        CheckpointError: as ``load_generator_file``.
+        Cancelled: ``should_stop`` turned true; nothing is returned.
+    """
+    from models.runtime import resolve_device
+
+    stop = should_stop or (lambda: False)
+    target = resolve_device(device)
+    generator = load_generator_file(path, stop)
+    if stop():
+        raise Cancelled(None)
+    generator = generator.to(target)
+    if stop():
+        raise Cancelled(None)
+    return generator
+
+
 def _guarded(path: Path, load: Callable[[], Any]) -> Any:
     """Run ``load``; every failure other than cancelling becomes a ``CheckpointError``."""
     try:
