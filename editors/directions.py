@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from models.formats.native import atomic_write
+from models.formats.npz import read_npz
 
 if TYPE_CHECKING:
     from editors.stylespace import StyleDirectionSet
@@ -662,8 +663,10 @@ def load_directions(path: str | Path) -> DirectionSet:
     if not npz_path.is_file():
         raise DirectionFileError(npz_path, "vector file not found (it belongs beside the .json)")
     try:
-        with open(npz_path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
-            vectors = np.asarray(data["vectors"], dtype=np.float32)
+        # Bounded reading: member sizes and the array header are checked before allocating.
+        vectors = np.asarray(read_npz(npz_path)["vectors"], dtype=np.float32)
+        if not np.isfinite(vectors).all():
+            raise ValueError("the vectors contain NaN or infinite values")
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DirectionFileError(npz_path, f"not a readable vector file ({exc})") from exc
     try:

@@ -34,7 +34,6 @@ from app.panels.rows import scrolling_grid
 from app.workers import Job
 from editors.direction_fitting import latent_space
 from editors.directions import (
-    DirectionFileError,
     DirectionSet,
     check_compatible,
     default_directions_path,
@@ -401,7 +400,7 @@ class AttributesPanel(QWidget):
         try:
             directions = load_directions(path)
             check_compatible(directions, generator.w_dim, latent_space(generator))  # type: ignore[arg-type]
-        except (DirectionFileError, ValueError, OSError) as exc:
+        except Exception as exc:  # a file-opening edge: every failure is a message
             report = ErrorReport.from_exception("Could not load directions", exc)
             if automatic:
                 self._show_notice(f"{report.message}")
