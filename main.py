@@ -1,4 +1,4 @@
-"""Latent Studio: ``python main.py`` opens the window; ``python main.py COMMAND ...`` runs the CLI."""
+"""Latent Studio: ``python main.py`` opens the window; ``main.py COMMAND ...`` runs the CLI."""
 
 from __future__ import annotations
 
@@ -27,7 +27,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_if_no_window_possible()  # a clear message instead of Qt's abort
     from app import run  # imported here so CLI commands never load Qt
 
-    return run(model=args.model, device=args.device)
+    code = run(model=args.model, device=args.device)
+    _exit_if_workers_linger(code)
+    return code
+
+
+def _exit_if_workers_linger(code: int) -> None:
+    """End the process now when a background job ignored the window's stop request.
+
+    The window asked every job to stop and waited a few seconds; Qt would otherwise wait for a
+    stubborn one (a long ``torch.load``) before the process ends. Saved files are written
+    atomically, so ending here cannot leave a half-written one.
+    """
+    import os
+
+    from PySide6.QtCore import QThreadPool
+
+    if QThreadPool.globalInstance().activeThreadCount() > 0:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":
