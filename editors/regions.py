@@ -100,7 +100,9 @@ def region_masks(landmarks: npt.ArrayLike, size: int | tuple[int, int]) -> dict[
     lifted = top.copy()
     lifted[:, 1] -= 1.2 * eye_distance
     head = _scaled_hull(np.concatenate([top, lifted]), shape, 1.15)
-    raw["hair/top"] = head
+    # Hair beside the face, but not the neck and shoulders below the mouth.
+    rows = np.arange(shape[0])[:, None] < points[list(MOUTH_CORNERS), 1].mean()
+    raw["hair/top"] = head & rows
     masks: dict[str, np.ndarray] = {}
     taken = np.zeros(shape, bool)
     for name in REGION_NAMES[:-1]:
