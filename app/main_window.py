@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import logging
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
-    QPushButton,
-    QSlider,
-    QSpinBox,
     QStackedWidget,
-    QTabWidget,
-    QToolBar,
     QWidget,
 )
 
+from app.canvas_controls import CanvasControls
 from app.dialogs.export_video import IMAGE_FILTER, ExportVideoDialog, export_image_job
 from app.dialogs.model_manager import ModelManagerDialog, open_model_manager
 from app.errors import ErrorReport, show_error
 from app.panels.attributes import AttributesPanel
 from app.panels.components import ComponentsPanel
+from app.panels.drag import DragPanel
 from app.panels.history import HistoryPanel
 from app.panels.layers import LayersPanel
 from app.panels.mixing import MixingPanel
@@ -37,9 +33,14 @@ from app.panels.projection import PHOTO_FILTER, PHOTO_SUFFIXES, ProjectionPanel
 from app.panels.stylespace import install as install_local_editing
 from app.panels.welcome import WelcomePanel
 from app.render_service import RenderedFrame, RenderService
+from app.sample_bar import SampleBar
 from app.session import Session
 from app.settings import AppSettings
+from app.shortcuts import TOOL_KEYS, apply_shortcuts
+from app.theme import apply_dark_theme, icon
+from app.unsaved import UnsavedEditsGuard
 from app.widgets.image_view import ImageView
+from app.widgets.tool_stack import ToolStack
 from app.workers import Job, JobRegistry
 from editors.images import save_rgb
 from editors.state import EditState
@@ -51,20 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_SEED = 2**31 - 1
-TRUNCATION_STEPS = 100  # slider units per 1.0 of psi
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.pt *.pth *.pkl *.ckpt);;All files (*)"
-# On a CPU, images this large render slowly enough to want a preview while dragging.
-DRAFT_MIN_RESOLUTION = 256
-
-ABOUT_TEXT = (
-    "<h3>Latent Studio</h3>"
-    "<p>Load StyleGAN2 and ProGAN checkpoints, find photos in latent space and edit them.</p>"
-    "<p>The built-in demo model was trained on CelebA and its age slider fitted with UTKFace; "
-    "both data sets allow <b>non-commercial research use only</b>, and so does the demo model "
-    "(see its model card, resources/models/demo-faces-64.md). Checkpoints you open keep their "
-    "own licences.</p>"
-)
 
 
 class MainWindow(QMainWindow):
@@ -75,6 +63,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, device: str | None = None, settings: AppSettings | None = None) -> None:
         super().__init__()
+        apply_dark_theme(QApplication.instance())
         self.setObjectName("mainWindow")
         self.setWindowTitle("Latent Studio")
         self.setAcceptDrops(True)
@@ -100,14 +89,17 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._build_status_bar()
         self.actions_by_name = self._build_menus()
+        self.canvas_controls = CanvasControls(self, self.menus["&View"], self.sample_bar)
+        self.actions_by_name.update(self.canvas_controls.actions)
+        self.statusBar().addPermanentWidget(self.canvas_controls.zoom_label)
         self._build_editing()
         self._build_projection()
         self._set_model_controls_enabled(False)
+        self.unsaved_guard = UnsavedEditsGuard(self)
 
         self.welcome.open_model_requested.connect(self.choose_model)
         self.welcome.get_models_requested.connect(self.show_model_manager)
         self.canvas.files_dropped.connect(self._on_canvas_files_dropped)
-        self.session.state_changed.connect(self._on_session_state_changed)
         self.session.generator_changed.connect(self._on_session_generator_changed)
         self.session.frame_ready.connect(self._on_session_frame_ready)
         self.render_service.failed.connect(self._on_render_service_failed)
@@ -119,65 +111,47 @@ class MainWindow(QMainWindow):
             self.resize(1280, 820)
             # The canvas gets the room; the panels start at a comfortable reading width.
             self.resizeDocks(
-                [self.history_dock, self.panel_dock], [170, 430], Qt.Orientation.Horizontal
+                [self.history_dock, self.panel_dock], [230, 470], Qt.Orientation.Horizontal
             )
 
     # -- construction -----------------------------------------------------------------------
     def _build_sample_toolbar(self) -> None:
-        toolbar = QToolBar("Sample")
-        toolbar.setObjectName("sampleToolbar")
-        toolbar.setMovable(False)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
-
-        toolbar.addWidget(QLabel(" Seed "))
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setObjectName("seedSpin")
-        self.seed_spin.setRange(0, MAX_SEED)
-        self.seed_spin.setToolTip("Seed of the latent (as NVIDIA's generate.py draws it)")
-        self.seed_spin.setKeyboardTracking(False)
-        self.seed_spin.valueChanged.connect(self._on_seed_spin_changed)
-        toolbar.addWidget(self.seed_spin)
-
-        self.random_button = QPushButton("Random")
-        self.random_button.setObjectName("randomSeedButton")
-        self.random_button.setToolTip("Pick a random seed (Ctrl+R)")
-        self.random_button.clicked.connect(self.random_seed)
-        toolbar.addWidget(self.random_button)
-
-        toolbar.addSeparator()
-        toolbar.addWidget(QLabel(" Truncation ψ "))
-        self.truncation_slider = QSlider(Qt.Orientation.Horizontal)
-        self.truncation_slider.setObjectName("truncationSlider")
-        self.truncation_slider.setRange(0, int(1.5 * TRUNCATION_STEPS))
-        self.truncation_slider.setSingleStep(5)
-        self.truncation_slider.setPageStep(10)
-        self.truncation_slider.setFixedWidth(220)
-        self.truncation_slider.setToolTip(
-            "Pull the latent towards the average face: 1 = off, lower = more typical images"
-        )
-        self.truncation_slider.valueChanged.connect(self._on_truncation_slider_changed)
-        self.truncation_slider.sliderPressed.connect(self._on_slider_pressed)
-        self.truncation_slider.sliderReleased.connect(self._on_slider_released)
-        toolbar.addWidget(self.truncation_slider)
-        self.truncation_label = QLabel()
-        self.truncation_label.setObjectName("truncationLabel")
-        self.truncation_label.setMinimumWidth(40)
-        toolbar.addWidget(self.truncation_label)
+        self.sample_bar = SampleBar(self.session, self.settings, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.sample_bar)
+        bar = self.sample_bar
+        self.seed_spin, self.random_button = bar.seed_spin, bar.random_button
+        self.truncation_slider, self.truncation_label = bar.truncation_slider, bar.truncation_label
 
     def _build_docks(self) -> None:
-        # Panels add themselves as tabs (right) or dock widgets (left) through add_panel/add_side_panel.
-        self.panel_tabs = QTabWidget()
+        # Panels add themselves as tools (right) or dock widgets (left) through add_panel /
+        # add_side_panel. Tools sit in a rail, not tabs, so all stay visible as more are added.
+        self.panel_tabs = ToolStack()
         self.panel_tabs.setObjectName("panelTabs")
-        self.panel_dock = QDockWidget("Edit", self)
+        self.panel_dock = QDockWidget("Tools", self)
         self.panel_dock.setObjectName("panelDock")
         self.panel_dock.setWidget(self.panel_tabs)
-        self.panel_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.panel_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel_dock)
         self.panel_dock.hide()
 
-    def add_panel(self, widget: QWidget, title: str) -> None:
-        """Add a right-hand tab (Attributes, Style mixing, ...)."""
-        self.panel_tabs.addTab(widget, title)
+    def add_panel(self, widget: QWidget, title: str, icon_name: str | None = None) -> None:
+        """Add a tool on the right (Attributes, Style mixing, ...) and its Tools menu entry."""
+        index = self.panel_tabs.addTab(widget, title, icon(icon_name) if icon_name else None)
+        action = QAction(title, self)
+        action.setObjectName(f"action:tool:{widget.objectName() or index}")
+        if index < len(TOOL_KEYS):
+            action.setShortcut(TOOL_KEYS[index])
+        action.triggered.connect(lambda checked=False, w=widget: self.show_tool(w))
+        self.menus["&Tools"].addAction(action)
+        self.panel_tabs.button(index).setToolTip(f"{title.replace('&&', '&')} ({TOOL_KEYS[index]})")
+        self.panel_dock.show()
+
+    def show_tool(self, widget: QWidget) -> None:
+        """Bring tool ``widget`` forward (and its dock, when it was closed)."""
+        self.panel_tabs.setCurrentWidget(widget)
         self.panel_dock.show()
 
     def add_side_panel(self, widget: QWidget, title: str, object_name: str) -> QDockWidget:
@@ -185,44 +159,34 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(object_name)
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         return dock
 
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.status_model = QLabel("No model")
-        self.status_model.setObjectName("statusModel")
-        self.status_resolution = QLabel("")
-        self.status_resolution.setObjectName("statusResolution")
-        self.status_device = QLabel("")
-        self.status_device.setObjectName("statusDevice")
-        self.status_render = QLabel("")
-        self.status_render.setObjectName("statusRenderTime")
         self.busy_bar = QProgressBar()
         self.busy_bar.setObjectName("busyBar")
         self.busy_bar.setRange(0, 0)
         self.busy_bar.setMaximumWidth(120)
         self.busy_bar.hide()
-        for widget in (
-            self.busy_bar,
-            self.status_model,
-            self.status_resolution,
-            self.status_device,
-            self.status_render,
-        ):
-            bar.addPermanentWidget(widget)
+        self.statusBar().addPermanentWidget(self.busy_bar)
+        labels = {"model": "No model", "resolution": "", "device": "", "render": ""}
+        for key, text in labels.items():
+            label = QLabel(text)
+            label.setObjectName("statusRenderTime" if key == "render" else f"status{key.title()}")
+            self.statusBar().addPermanentWidget(label)
+            setattr(self, f"status_{key}", label)
 
     def _build_menus(self) -> dict[str, QAction]:
         actions: dict[str, QAction] = {}
 
-        def add(
-            menu_name: str, key: str, text: str, slot: object, shortcut: object = None
-        ) -> QAction:
+        def add(menu_name: str, key: str, text: str, slot: object) -> QAction:
             action = QAction(text, self)
             action.setObjectName(f"action:{key}")
-            if shortcut is not None:
-                action.setShortcut(QKeySequence(shortcut))
+            apply_shortcuts(action, key)
             action.triggered.connect(slot)
             menus[menu_name].addAction(action)
             actions[key] = action
@@ -230,37 +194,34 @@ class MainWindow(QMainWindow):
 
         menu_bar = self.menuBar()
         menus = {
-            name: menu_bar.addMenu(name) for name in ("&File", "&Edit", "&View", "&Train", "&Help")
+            name: menu_bar.addMenu(name)
+            for name in ("&File", "&Edit", "&View", "&Tools", "&Train", "&Help")
         }
-        add("&File", "openModel", "&Open model…", self.choose_model, QKeySequence.StandardKey.Open)
+        add("&File", "openModel", "&Open model…", self.choose_model)
         add("&File", "getModels", "&Get models…", self.show_model_manager)
         self.recent_menu = menus["&File"].addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        add(
-            "&File",
-            "saveImage",
-            "&Save image…",
-            self.choose_image_destination,
-            QKeySequence.StandardKey.Save,
-        )
+        add("&File", "saveImage", "&Save image…", self.choose_image_destination)
         menus["&File"].addSeparator()
-        add("&File", "quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        add("&File", "quit", "&Quit", self.close)
 
         undo = self.session.undo_stack.createUndoAction(self, "&Undo")
-        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        apply_shortcuts(undo, "undo")
         undo.setObjectName("action:undo")
         redo = self.session.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.StandardKey.Redo])
+        apply_shortcuts(redo, "redo")
         redo.setObjectName("action:redo")
         menus["&Edit"].addAction(undo)
         menus["&Edit"].addAction(redo)
         actions["undo"], actions["redo"] = undo, redo
         menus["&Edit"].addSeparator()
-        add("&Edit", "randomSeed", "Random &seed", self.random_seed, "Ctrl+R")
+        add("&Edit", "randomSeed", "Random &seed", self.random_seed)
 
+        self.panel_dock.toggleViewAction().setText("&Tools panel")
         menus["&View"].addAction(self.panel_dock.toggleViewAction())
         add("&Train", "trainNew", "&New…", self.show_train_wizard)
         add("&Train", "trainRuns", "&Runs…", self.show_training_runs)
+        add("&Help", "help", "&Getting started and shortcuts…", self.show_help)
         add("&Help", "about", "&About Latent Studio", self.show_about)
         self.menus = menus
         return actions
@@ -364,47 +325,11 @@ class MainWindow(QMainWindow):
     # -- sampling controls ------------------------------------------------------------------
     def random_seed(self) -> None:
         """Jump to a random seed."""
-        self.seed_spin.setValue(random.randrange(MAX_SEED))
-
-    def _on_seed_spin_changed(self, value: int) -> None:
-        state = self.session.state
-        if state.seed != value or state.base_ws is not None:
-            self.session.propose(state.replace(seed=value, base_ws=None), f"Seed {value}", "seed")
-
-    def _on_truncation_slider_changed(self, value: int) -> None:
-        psi = value / TRUNCATION_STEPS
-        self.truncation_label.setText(f"{psi:.2f}")
-        if psi != self.session.state.truncation_psi:
-            self.session.propose(
-                self.session.state.replace(truncation_psi=psi),
-                f"Truncation {psi:.2f}",
-                "truncation",
-            )
-
-    def _on_slider_pressed(self) -> None:
-        generator = self.session.generator
-        if (
-            generator is not None
-            and generator.device.type == "cpu"
-            and generator.resolution >= DRAFT_MIN_RESOLUTION
-        ):
-            self.session.set_draft(True)
-
-    def _on_slider_released(self) -> None:
-        self.session.seal()
-        self.session.set_draft(False)
-        self.settings.truncation_psi = self.session.state.truncation_psi
-
-    def _on_session_state_changed(self, state: EditState) -> None:
-        with QSignalBlocker(self.seed_spin):
-            self.seed_spin.setValue(state.seed if state.seed is not None else 0)
-        with QSignalBlocker(self.truncation_slider):
-            self.truncation_slider.setValue(round(state.truncation_psi * TRUNCATION_STEPS))
-        self.truncation_label.setText(f"{state.truncation_psi:.2f}")
+        self.sample_bar.random_seed()
 
     def _set_model_controls_enabled(self, enabled: bool) -> None:
-        for widget in (self.seed_spin, self.random_button, self.truncation_slider):
-            widget.setEnabled(enabled)
+        self.sample_bar.set_model_controls_enabled(enabled)
+        self.canvas_controls.set_enabled(enabled)
         for key in ("saveImage", "randomSeed"):
             self.actions_by_name[key].setEnabled(enabled)
 
@@ -499,19 +424,18 @@ class MainWindow(QMainWindow):
     def _build_projection(self) -> None:
         """The Projection tab and File > Open photo… / Open latent…."""
         self.projection_panel = ProjectionPanel(self.session, self.jobs)
-        self.add_panel(self.projection_panel, "Projection")
+        self.add_panel(self.projection_panel, "Projection", "mdi6.face-recognition")
         self.projection_panel.compare_changed.connect(self._on_projection_compare_changed)
         self.model_loaded.connect(lambda _generator: self.projection_panel.refresh())
         file_menu = self.menus["&File"]
         before = self.actions_by_name["saveImage"]
-        for key, text, slot, shortcut in (
-            ("openPhoto", "Open &photo…", self.choose_photo, "Ctrl+Shift+P"),
-            ("openLatent", "Open &latent…", self.choose_latent, None),
+        for key, text, slot in (
+            ("openPhoto", "Open &photo…", self.choose_photo),
+            ("openLatent", "Open &latent…", self.choose_latent),
         ):
             action = QAction(text, self)
             action.setObjectName(f"action:{key}")
-            if shortcut:
-                action.setShortcut(QKeySequence(shortcut))
+            apply_shortcuts(action, key)
             action.triggered.connect(slot)
             file_menu.insertAction(before, action)
             self.actions_by_name[key] = action
@@ -531,6 +455,8 @@ class MainWindow(QMainWindow):
         return self.projection_panel.open_photo(path)
 
     def _on_projection_compare_changed(self, target: object) -> None:
+        # The panel's buttons flip the canvas to the photo (blink compare); View > Compare
+        # shows the two side by side.
         if target is not None:
             self.canvas.set_rgb(target)
         elif self.session.last_frame is not None:
@@ -570,53 +496,31 @@ class MainWindow(QMainWindow):
         self.mixing_panel = MixingPanel(self.session, self.jobs)
         self.components_panel = ComponentsPanel(self.session, self.jobs)
         self.layers_panel = LayersPanel(self.session)
-        self.add_panel(self.attributes_panel, "Attributes")
-        self.add_panel(self.mixing_panel, "Style mixing")
-        self.add_panel(self.components_panel, "Components")
-        self.add_panel(self.layers_panel, "Layers && noise")
-        self.panel_tabs.setMinimumWidth(self.panel_tabs.tabBar().sizeHint().width() + 12)
+        self.add_panel(self.attributes_panel, "Attributes", "mdi6.tune-variant")
+        self.add_panel(self.mixing_panel, "Style mixing", "mdi6.palette-swatch-variant")
+        self.add_panel(self.components_panel, "Components", "mdi6.chart-scatter-plot")
+        self.add_panel(self.layers_panel, "Layers && noise", "mdi6.layers-outline")
+        self.drag_panel = DragPanel(self.session, self.jobs, self.canvas)
+        self.add_panel(self.drag_panel, "Drag", "mdi6.cursor-move")
         install_local_editing(self)  # Style space, Masks and Inspect tools
         self.history_panel = HistoryPanel(self.session, self.jobs)
         self.history_dock = self.add_side_panel(self.history_panel, "History", "historyDock")
+        self.history_dock.toggleViewAction().setText("&History panel")
         self.menus["&View"].addAction(self.history_dock.toggleViewAction())
         self.export_video_dialog: ExportVideoDialog | None = None
         file_menu, edit_menu = self.menus["&File"], self.menus["&Edit"]
         quit_action = self.actions_by_name["quit"]
         entries = (
-            (
-                file_menu,
-                "openSession",
-                "Open &session…",
-                self.choose_session_to_open,
-                "Ctrl+Shift+O",
-            ),
-            (
-                file_menu,
-                "saveSession",
-                "Save s&ession…",
-                self.choose_session_destination,
-                "Ctrl+Shift+S",
-            ),
-            (
-                file_menu,
-                "exportImage",
-                "&Export image…",
-                self.choose_export_image_destination,
-                "Ctrl+E",
-            ),
-            (
-                file_menu,
-                "exportVideo",
-                "Export &video…",
-                self.open_export_video_dialog,
-                "Ctrl+Shift+E",
-            ),
-            (edit_menu, "resetEdits", "Reset &edits", self.session.reset_edits, "Ctrl+Backspace"),
+            (file_menu, "openSession", "Open &session…", self.choose_session_to_open),
+            (file_menu, "saveSession", "Save s&ession…", self.choose_session_destination),
+            (file_menu, "exportImage", "&Export image…", self.choose_export_image_destination),
+            (file_menu, "exportVideo", "Export &video…", self.open_export_video_dialog),
+            (edit_menu, "resetEdits", "Reset &edits", self.session.reset_edits),
         )
-        for menu, key, text, slot, shortcut in entries:
+        for menu, key, text, slot in entries:
             action = QAction(text, self)
             action.setObjectName(f"action:{key}")
-            action.setShortcut(QKeySequence(shortcut))
+            apply_shortcuts(action, key)
             action.triggered.connect(slot)
             if menu is file_menu:
                 menu.insertAction(quit_action, action)
@@ -691,14 +595,20 @@ class MainWindow(QMainWindow):
         return self.export_video_dialog
 
     # -- misc -------------------------------------------------------------------------------
-    def show_about(self) -> None:
+    def show_help(self) -> QWidget:
+        """Help > Getting started and shortcuts (the table is read from the live actions)."""
+        from app.dialogs.help import HelpDialog
+
+        actions = [a for menu in self.menus.values() for a in menu.actions() if not a.isSeparator()]
+        dialog = HelpDialog(actions, self)
+        dialog.show()
+        return dialog
+
+    def show_about(self) -> QWidget:
         """Show the About box (with the demo model's licence)."""
-        box = QMessageBox(self)
-        box.setObjectName("aboutBox")
-        box.setWindowTitle("About Latent Studio")
-        box.setTextFormat(Qt.TextFormat.RichText)
-        box.setText(ABOUT_TEXT)
-        box.open()
+        from app.dialogs.help import show_about_box
+
+        return show_about_box(self)
 
     def shutdown(self) -> None:
         """Stop background work (jobs, render thread) before the window goes away."""
@@ -706,6 +616,9 @@ class MainWindow(QMainWindow):
         self.render_service.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.unsaved_guard.may_close():
+            event.ignore()  # the guard asks whether to save and closes again when answered
+            return
         self.settings.window_geometry = self.saveGeometry()
         self.settings.sync()
         self.shutdown()

@@ -111,6 +111,24 @@ class Session(QObject):
         self.seal()
         self.set_draft(False)
 
+    def set_starting_state(self, state: EditState) -> None:
+        """Make ``state`` current without an undo entry (done for the user, e.g. on model load).
+
+        Only while the history is empty: it becomes the state the history starts from.
+        """
+        if self.undo_stack.count() == 0:
+            self.apply(state)
+        else:
+            self.propose(state, "Update")
+            self.seal()
+
+    def has_unsaved_edits(self) -> bool:
+        """True when edits worth keeping (sliders, mixing, a projected photo) were made since
+        the last save or open."""
+        state = self._state
+        worth_keeping = state.has_edits or state.base_ws is not None
+        return worth_keeping and self.undo_stack.count() > 0 and not self.undo_stack.isClean()
+
     def reset_edits(self) -> None:
         """Put every slider, mix and noise setting back (one undo entry)."""
         if self._state.has_edits:
@@ -162,7 +180,9 @@ class Session(QObject):
         Raises:
             OSError, ValueError: the file cannot be written.
         """
-        return save_session(path, self._state, self.model_reference())
+        saved = save_session(path, self._state, self.model_reference())
+        self.undo_stack.setClean()  # what is on screen is saved: nothing to ask about on quit
+        return saved
 
     def open_from(self, path: str | Path) -> SessionFile:
         """Read a session file and make its state current (one undo entry).
@@ -184,6 +204,7 @@ class Session(QObject):
         check_session_fits(session, generator.num_ws, generator.w_dim, num_layers)
         self.propose(session.state, f"Open session {Path(path).name}")
         self.seal()
+        self.undo_stack.setClean()
         return session
 
     # -- render service -----------------------------------------------------------------------

@@ -294,11 +294,10 @@ class AttributesPanel(QWidget):
         sigma = value / STEPS_PER_SIGMA
         self._rows[name].value.setText(f"{sigma:+.2f}σ")
         amount = sigma * state.directions[name].scale
+        # Consecutive steps of one slider (keys, wheel, a drag) merge into one history entry.
         self.session.propose(
             with_amount(state, name, amount), f"{name} {sigma:+.2f}σ", f"attr:{name}"
         )
-        if not self._rows[name].slider.isSliderDown():
-            self.session.seal()  # keyboard and wheel steps are entries of their own
 
     def _on_attribute_slider_pressed(self) -> None:
         self._drag_start = self.session.state
@@ -408,6 +407,10 @@ class AttributesPanel(QWidget):
                 show_error(self, report)
             return False
         warning = directions.fingerprint_mismatch(self.session.fingerprint())
+        if warning is None and automatic:
+            # Found beside the model: part of opening it, not a step of the user's history.
+            self.session.set_starting_state(with_directions(self.session.state, directions))
+            return True
         if warning is None:
             self._use_directions(directions, f"Load directions {path.name}")
             return True

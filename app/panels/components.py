@@ -268,6 +268,4 @@ class ComponentsPanel(QWidget):
             with_component(self.session.state, direction.name, sigma * direction.scale),
             f"{direction.name} {sigma:+.2f}σ",
             f"component:{index}",
-        )
-        if not self.sliders[index].isSliderDown():
-            self.session.seal()
+        )  # consecutive steps of one slider merge into one history entry

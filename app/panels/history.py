@@ -76,6 +76,8 @@ class HistoryPanel(QWidget):
         self.list.setObjectName("historyList")
         self.list.setIconSize(QSize(ICON, ICON))
         self.list.setUniformItemSizes(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # full text in the tooltip
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.currentRowChanged.connect(self._on_list_current_row_changed)
 
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -88,7 +90,7 @@ class HistoryPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.list, 1)
-        self.setMinimumWidth(170)
+        self.setMinimumWidth(200)
 
         stack.indexChanged.connect(self._sync)
         stack.cleanChanged.connect(self._sync)
@@ -115,6 +117,7 @@ class HistoryPanel(QWidget):
             for row, (text, state) in enumerate(items):
                 item = self.list.item(row)
                 item.setText(text)
+                item.setToolTip(text)
                 picture = self._pictures.get(id(state))
                 item.setIcon(
                     picture.icon if picture is not None and picture.state is state else QIcon()

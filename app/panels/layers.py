@@ -141,8 +141,6 @@ class LayersPanel(QWidget):
             f"Noise layer {layer} ×{strengths[layer]:.2f}",
             f"noise:{layer}",
         )
-        if not self.sliders[layer].isSliderDown():
-            self.session.seal()
 
     def _on_reset_clicked(self) -> None:
         if self.session.state.noise_strength is not None:

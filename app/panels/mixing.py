@@ -276,9 +276,7 @@ class MixingPanel(QWidget):
             self.session.state.replace(mix=mix.with_group(group, weight)),
             f"Mix {group} {weight:.2f}",
             f"mix:{group}",
-        )
-        if not self.group_sliders[group].isSliderDown():
-            self.session.seal()
+        )  # consecutive steps of one slider merge into one history entry
 
     def _on_row_slider_changed(self, row: int, value: int) -> None:
         mix = self.session.state.mix
@@ -289,6 +287,4 @@ class MixingPanel(QWidget):
             self.session.state.replace(mix=mix.with_rows([row], weight)),
             f"Mix row {row} {weight:.2f}",
             f"mixRow:{row}",
-        )
-        if not self.row_sliders[row].isSliderDown():
-            self.session.seal()
+        )  # consecutive steps of one slider merge into one history entry

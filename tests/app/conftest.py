@@ -43,6 +43,7 @@ def make_main_window(qtbot) -> Iterator[Callable[..., object]]:
 
     yield make
     for window in windows:
+        window.unsaved_guard.discard()  # a test's edits are not worth a save question
         window.close()
         assert window.render_service._thread.isFinished()
         assert [job.title for job in window.jobs.running()] == []
