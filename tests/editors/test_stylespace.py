@@ -134,3 +134,46 @@ def test_style_and_masked_edits_round_trip_through_sessions(generator, tmp_path:
     assert restored.directions.styles is not None
     assert np.array_equal(_render(generator, restored), _render(generator, state))
     assert states_equal(restored.replace(directions=state.directions), state)
+
+
+def test_cli_edit_uses_the_localized_smile_unless_space_w(tiny_checkpoint, tmp_path, capsys):
+    from PIL import Image
+
+    from editors.cli import main
+    from editors.directions import default_directions_path
+    from models import load_generator
+
+    model = tiny_checkpoint(resolution=16)
+    generator = load_generator(model, "cpu")
+    rng = np.random.default_rng(8)
+    directions = DirectionSet(
+        (Direction("smile", rng.normal(size=32), metrics={"std": 0.5}),),
+        fingerprint=generator.fingerprint(),
+    )
+    json_path = save_directions(directions, default_directions_path(model))
+    local = StyleDirection("smile", ((5, 1), (7, 2)), np.array([0.9, -0.6]), region="lower face")
+    save_style_directions(StyleDirectionSet((local,)), style_directions_path(json_path))
+    w = rng.normal(size=(1, generator.num_ws, 32)).astype(np.float32)
+    latent = tmp_path / "latent.npz"
+    np.savez(latent, w=w, metadata=np.array("{}"))
+    outputs = {}
+    for space in ("auto", "w"):
+        out = tmp_path / f"{space}.png"
+        argv = ["edit", str(latent), "--model", str(model), "--direction", "smile=+2"]
+        assert main([*argv, "--space", space, "--out", str(out)]) == 0
+        outputs[space] = np.asarray(Image.open(out)).astype(np.int16)
+    capsys.readouterr()
+    # auto: the latent stays, channels (5, 1) and (7, 2) move by 2σ times their values.
+    offsets = {5: torch.zeros(1, generator.style_layers()[5].channels)}
+    offsets[7] = torch.zeros(1, generator.style_layers()[7].channels)
+    offsets[5][0, 1], offsets[7][0, 2] = 1.8, -1.2
+    with torch.no_grad():
+        image = generator.synthesis(torch.from_numpy(w), style_offsets=offsets)
+    expected = (image[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+    assert np.abs(outputs["auto"] - expected.astype(np.int16)).max() <= 1
+    # w: the plain direction, +2σ = 1.0 latent units on every row
+    shifted = torch.from_numpy(w + 1.0 * directions["smile"].vector)
+    with torch.no_grad():
+        image = generator.synthesis(shifted)
+    expected = (image[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+    assert np.abs(outputs["w"] - expected.astype(np.int16)).max() <= 1
