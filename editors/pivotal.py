@@ -388,7 +388,12 @@ def tune(
 
     Raises:
         Cancelled: stopped; ``partial`` is the ``TuningResult`` of the steps done.
+        ValueError: not a StyleGAN2 model.
     """
+    if generator.kind != "stylegan2":
+        raise ValueError(
+            f"pivotal tuning needs a StyleGAN2 model (an editable W space), not {generator.kind}"
+        )
     config = (config or TuningConfig()).replace(steps=steps)
     started = time.perf_counter()
     device = generator.device

@@ -140,3 +140,11 @@ def test_cancel_keeps_the_steps_done(setting: Any) -> None:
     partial = caught.value.partial
     assert partial.cancelled and partial.steps == 5
     np.testing.assert_array_equal(render(partial.generator, pivot), partial.image)
+
+
+def test_progan_is_refused() -> None:
+    from types import SimpleNamespace
+
+    generator = SimpleNamespace(kind="progan")  # refused before anything else is looked at
+    with pytest.raises(ValueError, match="needs a StyleGAN2 model"):
+        tune(generator, np.zeros((16, 16, 3), np.uint8), np.zeros((1, 8), np.float32))
