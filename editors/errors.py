@@ -45,3 +45,7 @@ class LatentFileError(ValueError):
         self.path = Path(path) if path is not None else None
         self.reason = reason
         super().__init__(f"{_name(path)}: {reason}")
+
+
+class DragError(ValueError):
+    """A drag edit cannot run: points outside the image, unpaired points, or a model without W+."""

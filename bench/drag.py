@@ -1,0 +1,222 @@
+"""Drag editing (editors/drag.py): speed per step and per drag, and the face-landmark test.
+
+Speed: seconds per step and per drag on the built-in 64 px model and on FFHQ-layout models with
+random weights at 256 and 1024 px (fewer steps there; a step is the same work whatever the
+weights).
+
+Face landmarks (DragGAN's face-landmark experiment, simplified): on faces the demo model
+generates, dlib finds the 68 landmarks (on the image upsampled 4x, since dlib's detector misses
+64 px faces); the chin (landmark 8) or a mouth corner (48/54) is dragged 5 px in a random
+direction; dlib then finds the landmark again. Reports the final distance to the target as a
+share of the start distance (goal <= 35 %), the identity drift (dlib descriptor distance between
+the face before and after, goal <= 0.35), seconds per drag (<= 20) and per step (<= 0.2).
+
+    python bench/drag.py
+    python bench/drag.py --faces 20 --skip-speed
+    python bench/drag.py --resolutions 64 256 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSAMPLE = 4  # dlib finds faces of ~80 px and up: 64 px faces are enlarged to 256 px
+# landmark -> index and the axis a user drags it along (chin: up/down, mouth corners: sideways)
+LANDMARKS = {"chin": (8, np.pi / 2), "mouth left": (48, 0.0), "mouth right": (54, 0.0)}
+SPREAD = np.pi / 6  # drag directions lie within 30 degrees of that axis, either way
+DRAG_PX = 5.0
+
+
+def upsampled(rgb: np.ndarray) -> np.ndarray:
+    """The image enlarged ``UPSAMPLE`` times (bicubic), for dlib."""
+    from PIL import Image
+
+    size = rgb.shape[1] * UPSAMPLE, rgb.shape[0] * UPSAMPLE
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
+
+
+def landmarks_of(rgb: np.ndarray) -> np.ndarray | None:
+    """dlib's 68 landmarks of ``rgb`` in its own pixel coordinates (None: no face found)."""
+    from editors.identity import detect_landmarks
+
+    found = detect_landmarks(upsampled(rgb), upsample=0)
+    if found is None:
+        return None
+    return (found + 0.5) / UPSAMPLE - 0.5  # pixel centres of the enlarged image map back
+
+
+def descriptor_of(rgb: np.ndarray) -> np.ndarray | None:
+    """dlib's face descriptor of ``rgb`` (enlarged like ``landmarks_of``)."""
+    from editors.identity import face_descriptor
+
+    return face_descriptor(upsampled(rgb))
+
+
+def speed_rows(resolutions: list[int], device: str, steps: int) -> list[tuple]:
+    """(resolution, steps, s/step, s/drag) per resolution."""
+    import torch
+
+    from editors.drag import drag
+    from models import DEFAULT_MODEL, load_generator
+    from models.generator import seed_to_z
+    from models.stylegan2 import StyleGAN2Generator, rosinality_channels
+
+    rows = []
+    for res in resolutions:
+        torch.manual_seed(0)
+        if res == 64 and DEFAULT_MODEL.is_file():
+            generator = load_generator(DEFAULT_MODEL, device)
+            name = "64 (demo)"
+        else:
+            generator = StyleGAN2Generator(res, rosinality_channels(res, 2)).to(device).eval()
+            name = f"{res} (random)"
+        n = steps if res <= 64 else max(3, steps // (4 if res <= 256 else 10))
+        with torch.no_grad():
+            w = generator.mapping(seed_to_z([1], generator.z_dim).to(device), truncation_psi=0.7)
+        ws = generator.broadcast(w)[0].cpu().numpy()
+        c = res / 2
+        # a target never reached: every step runs
+        handles, targets = [(c, c)], [(c + res / 4, c)]
+        drag(generator, ws, handles, targets, steps=1)  # warm-up
+        start = time.perf_counter()
+        result = drag(generator, ws, handles, targets, steps=n, settings=_unreachable())
+        seconds = time.perf_counter() - start
+        rows.append((name, result.steps, seconds / max(1, result.steps), seconds))
+    return rows
+
+
+def _unreachable():
+    from editors.drag import DragSettings
+
+    return DragSettings(done_distance=0.0)
+
+
+def face_rows(
+    faces: int, steps: int | None, seed0: int, settings=None, mask_radius: float = 0.0
+) -> tuple[list[tuple], dict[str, float]]:
+    """Per-face rows (seed, landmark, start px, final px, share, drift, steps, s) and means."""
+    import torch
+
+    from editors.drag import drag
+    from editors.identity import identity_distance
+    from models import load_default
+    from models.generator import seed_to_z, to_rgb_u8
+
+    generator = load_default("cpu")
+    rng = np.random.default_rng(seed0)
+    rows = []
+    seed = seed0
+    while len(rows) < faces and seed < seed0 + faces * 5:
+        seed += 1
+        with torch.no_grad():
+            w = generator.mapping(seed_to_z([seed], generator.z_dim), truncation_psi=0.7)
+            ws = generator.broadcast(w)
+            before = to_rgb_u8(generator.synthesis(ws))[0]
+        marks = landmarks_of(before)
+        if marks is None:
+            continue
+        name = list(LANDMARKS)[len(rows) % len(LANDMARKS)]
+        index, axis = LANDMARKS[name]
+        handle = marks[index]
+        angle = axis + rng.uniform(-SPREAD, SPREAD) + rng.choice([0.0, np.pi])
+        target = handle + DRAG_PX * np.array([np.cos(angle), np.sin(angle)])
+        target = np.clip(target, 0, generator.resolution - 1)
+        start = time.perf_counter()
+        mask = None
+        if mask_radius:
+            yy, xx = np.mgrid[: generator.resolution, : generator.resolution]
+            mask = (xx - handle[0]) ** 2 + (yy - handle[1]) ** 2 <= mask_radius**2
+        result = drag(
+            generator, ws[0].numpy(), [handle], [target], mask=mask, steps=steps, settings=settings
+        )
+        seconds = time.perf_counter() - start
+        after = landmarks_of(result.image)
+        start_px = float(np.linalg.norm(target - handle))
+        final_px = float(np.linalg.norm(after[index] - target)) if after is not None else np.nan
+        a, b = descriptor_of(before), descriptor_of(result.image)
+        drift = identity_distance(a, b) if a is not None and b is not None else np.nan
+        rows.append(
+            (seed, name, start_px, final_px, final_px / start_px, drift, result.steps, seconds)
+        )
+    found = [r for r in rows if np.isfinite(r[4])]
+    summary = {
+        "faces": len(rows),
+        "found after": len(found),
+        "mean final/start": float(np.mean([r[4] for r in found])) if found else np.nan,
+        "mean drift": float(np.nanmean([r[5] for r in rows])) if rows else np.nan,
+        "s per drag": float(np.mean([r[7] for r in rows])) if rows else np.nan,
+        "s per step": sum(r[7] for r in rows) / max(1, sum(r[6] for r in rows)),
+    }
+    return rows, summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--speed-steps", type=int, default=20, help="steps timed at 64 px")
+    parser.add_argument("--faces", type=int, default=12, help="faces in the landmark test")
+    parser.add_argument("--steps", type=int, default=None, help="most steps per face drag")
+    parser.add_argument("--seed", type=int, default=0, help="first seed minus one")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    parser.add_argument("--rows", type=int, default=None, help="W+ rows optimised")
+    parser.add_argument("--feature-res", type=int, default=None, help="feature block size, px")
+    parser.add_argument("--r1", type=float, default=None, help="motion radius, px")
+    parser.add_argument("--r2", type=int, default=None, help="tracking radius, px")
+    parser.add_argument("--done", type=float, default=None, help="arrival distance, px")
+    parser.add_argument(
+        "--mask-radius", type=float, default=0.0, help="only a disc this big may move (0: all)"
+    )
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-faces", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    torch.set_grad_enabled(True)
+    if not args.skip_speed:
+        print(f"| model px | steps | s/step | s/drag | ({args.device}) |")
+        print("| --- | --- | --- | --- | --- |")
+        for name, steps, per_step, total in speed_rows(
+            args.resolutions, args.device, args.speed_steps
+        ):
+            print(f"| {name} | {steps} | {per_step:.3f} | {total:.2f} | |")
+        print()
+    if not args.skip_faces:
+        from editors.drag import DragSettings
+
+        defaults = DragSettings()
+        settings = DragSettings(
+            lr=args.lr or defaults.lr,
+            rows=args.rows,
+            feature_resolution=args.feature_res,
+            motion_radius=args.r1,
+            track_radius=args.r2,
+            done_distance=args.done,
+        )
+        rows, summary = face_rows(args.faces, args.steps, args.seed, settings, args.mask_radius)
+        print("| seed | landmark | start px | final px | final/start | id drift | steps | s |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for seed, name, start_px, final_px, share, drift, steps, seconds in rows:
+            print(
+                f"| {seed} | {name} | {start_px:.2f} | {final_px:.2f} | {share:.0%} | "
+                f"{drift:.3f} | {steps} | {seconds:.1f} |"
+            )
+        print()
+        for key, value in summary.items():
+            print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+        print(f"median final/start: {statistics.median([r[4] for r in rows]):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

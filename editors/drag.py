@@ -1,0 +1,377 @@
+"""Point dragging (DragGAN, Pan et al. 2023): move handle points of a generated image to targets.
+
+Each step renders the latent, finds every handle again by nearest feature (point tracking, paper
+section 3.3), then takes one Adam step on the first W+ rows that pulls the features around each
+handle one pixel towards its target (motion supervision, eq. 1). An optional mask marks the region
+allowed to move; features outside it are held to their starting values.
+
+Features are read from one synthesis block through ``synthesis(feature_hook=...)`` and sampled
+bilinearly at image pixel positions, which equals DragGAN's resize-to-the-image-then-index without
+materialising a full-resolution feature map (a 1024 px model would need gigabytes of it).
+Points are (x, y) image pixels with pixel centres at integers, as everywhere in ``editors``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+
+from editors.errors import DragError
+from models.generator import Generator, NoiseMode, to_rgb_u8
+from models.jobs import Cancelled, OnStep, Progress, ShouldStop, report
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class DragSettings:
+    """Tuning knobs; ``None`` fields are chosen from the model's resolution (``for_generator``)."""
+
+    max_steps: int = 200  # optimisation steps at most (the drag ends earlier when points arrive)
+    lr: float = 2e-3  # Adam learning rate on the W+ rows
+    rows: int | None = None  # W+ rows optimised (DragGAN: the first 6 of a 512/1024 px model)
+    feature_resolution: int | None = None  # block whose features are matched, by its size in px
+    motion_radius: float | None = None  # r1: handle neighbourhood pulled each step, px
+    track_radius: int | None = None  # r2: search window of point tracking, px
+    done_distance: float | None = None  # a handle this close to its target has arrived, px
+    mask_weight: float = 10.0  # lambda of the fixed-region loss (DragGAN's default)
+
+    def for_generator(self, generator: Generator) -> DragSettings:
+        """These settings with every ``None`` filled in for ``generator``."""
+        res = generator.resolution
+        blocks = list(generator.block_resolutions())  # type: ignore[attr-defined]
+        scale = res / 512  # DragGAN's radii are given for 512 px images
+        feature_res = self.feature_resolution or _default_feature_resolution(res)
+        if feature_res not in blocks:
+            raise DragError(f"feature resolution {feature_res} is not one of {blocks}")
+        return DragSettings(
+            max_steps=self.max_steps,
+            lr=self.lr,
+            rows=self.rows if self.rows is not None else min(6, generator.num_ws),
+            feature_resolution=feature_res,
+            motion_radius=self.motion_radius
+            if self.motion_radius is not None
+            else max(2.0, 3 * scale),
+            track_radius=self.track_radius
+            if self.track_radius is not None
+            else max(3, round(12 * scale)),
+            done_distance=self.done_distance
+            if self.done_distance is not None
+            else max(1.0, 2 * scale),
+            mask_weight=self.mask_weight,
+        )
+
+
+def _default_feature_resolution(resolution: int) -> int:
+    # DragGAN reads the 6th block (128 px) of 512 and 1024 px models: a quarter of 512 px.
+    # Small models keep more detail: half their size, never under 32 px.
+    return max(min(resolution, 32), min(128, resolution // 2))
+
+
+@dataclass(frozen=True, slots=True)
+class DragProgress(Progress):
+    """A step's report: ``preview`` is the current image, ``points`` the tracked handles."""
+
+    points: tuple[Point, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DragResult:
+    """The dragged latent and what it shows."""
+
+    ws: np.ndarray  # [num_ws, w_dim] float32
+    image: np.ndarray  # [R, R, 3] uint8
+    points: tuple[Point, ...]  # tracked handle positions in ``image``
+    steps: int  # optimisation steps taken
+    arrived: bool  # every handle reached its target (within ``done_distance``)
+    start_points: tuple[Point, ...] = field(default=())  # the handles as given
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks
+
+
+def _points(values: Sequence[Sequence[float]], name: str, resolution: int) -> list[Point]:
+    points = []
+    for index, value in enumerate(values):
+        try:
+            x, y = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise DragError(f"{name} {index + 1} must be an (x, y) pair, got {value!r}") from None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise DragError(f"{name} {index + 1} ({x}, {y}) is not a finite position")
+        if not (0 <= x <= resolution - 1 and 0 <= y <= resolution - 1):
+            raise DragError(
+                f"{name} {index + 1} ({x:g}, {y:g}) is outside the {resolution}x{resolution} image "
+                f"(x and y must lie in 0..{resolution - 1})"
+            )
+        points.append((x, y))
+    return points
+
+
+def check_inputs(
+    generator: Generator,
+    ws: npt.ArrayLike,
+    handles: Sequence[Sequence[float]],
+    targets: Sequence[Sequence[float]],
+    mask: npt.ArrayLike | None = None,
+) -> tuple[np.ndarray, list[Point], list[Point], np.ndarray | None]:
+    """Validate a drag request; returns (ws [num_ws, w_dim], handles, targets, mask [R, R] bool).
+
+    Raises:
+        DragError: (a ``ValueError``) a model without W+ or feature access, unpaired or outside
+            points, or a latent or mask of the wrong shape.
+    """
+    has_hook = "feature_hook" in inspect.signature(generator.synthesis).parameters
+    if generator.num_ws < 2 or not has_hook:
+        raise DragError(
+            f"drag needs a StyleGAN2 model (W+ latent and readable features); "
+            f"this {generator.kind} model has neither"
+        )
+    res = generator.resolution
+    if len(handles) == 0:
+        raise DragError("place at least one handle point and its target")
+    if len(handles) != len(targets):
+        raise DragError(
+            f"every handle needs a target: got {len(handles)} handles and {len(targets)} targets"
+        )
+    handle_points = _points(handles, "handle", res)
+    target_points = _points(targets, "target", res)
+    latent = np.asarray(ws, dtype=np.float32)
+    if latent.ndim == 3 and latent.shape[0] == 1:
+        latent = latent[0]
+    if latent.shape != (generator.num_ws, generator.w_dim):
+        raise DragError(
+            f"the latent is {list(latent.shape)}; this model needs "
+            f"[{generator.num_ws}, {generator.w_dim}]"
+        )
+    if not np.isfinite(latent).all():
+        raise DragError("the latent contains NaN or infinite values")
+    region = None
+    if mask is not None:
+        region = np.asarray(mask)
+        if region.shape != (res, res):
+            raise DragError(f"the mask is {list(region.shape)}; it must be [{res}, {res}]")
+        region = region.astype(bool)
+        if not region.any():
+            raise DragError("the mask is empty: paint the region that may move")
+    return latent, handle_points, target_points, region
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature sampling
+
+
+def _sample(features: torch.Tensor, xy: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Features [C, P] at image pixel positions ``xy`` [P, 2] (bilinear, edges clamped)."""
+    # align_corners=False maps pixel centres the way F.interpolate(..., "bilinear") resizes.
+    grid = (2 * xy + 1) / resolution - 1
+    out = F.grid_sample(
+        features,
+        grid.view(1, 1, -1, 2),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=False,
+    )
+    return out[0, :, 0]
+
+
+def _disc_offsets(radius: float) -> torch.Tensor:
+    r = math.floor(radius)
+    ys, xs = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+    keep = xs**2 + ys**2 <= radius**2
+    return torch.stack([xs[keep], ys[keep]], dim=1).to(torch.float32)
+
+
+def _square_offsets(radius: int) -> torch.Tensor:
+    ys, xs = torch.meshgrid(
+        torch.arange(-radius, radius + 1), torch.arange(-radius, radius + 1), indexing="ij"
+    )
+    return torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1).to(torch.float32)
+
+
+def _track(
+    features: torch.Tensor,
+    point: torch.Tensor,
+    reference: torch.Tensor,
+    window: torch.Tensor,
+    resolution: int,
+) -> torch.Tensor:
+    """The position in ``point + window`` whose feature is nearest (L2) to ``reference``."""
+    candidates = (point + window).clamp(0, resolution - 1)
+    found = _sample(features, candidates, resolution)
+    distance = (found - reference[:, None]).square().sum(0)
+    return candidates[int(distance.argmin())]
+
+
+# ---------------------------------------------------------------------------------------------
+# The drag
+
+
+def drag(
+    generator: Generator,
+    ws: npt.ArrayLike,
+    handles: Sequence[Sequence[float]],
+    targets: Sequence[Sequence[float]],
+    *,
+    mask: npt.ArrayLike | None = None,
+    steps: int | None = None,
+    settings: DragSettings | None = None,
+    noise_mode: NoiseMode = "const",
+    noise_strength: Sequence[float] | None = None,
+    on_step: OnStep | None = None,
+    should_stop: ShouldStop | None = None,
+) -> DragResult:
+    """Drag ``handles`` of the image of ``ws`` to ``targets``.
+
+    Args:
+        generator: a StyleGAN2 generator (a tuned copy from pivotal tuning works the same way).
+        ws: [num_ws, w_dim] (or [1, num_ws, w_dim]) latent of the image.
+        handles: (x, y) image pixels to move.
+        targets: (x, y) where each handle should go (same count as ``handles``).
+        mask: [R, R], true where the image may change; None lets everything move.
+        steps: most optimisation steps (default ``settings.max_steps``).
+        settings: tuning (defaults chosen from the resolution).
+        noise_mode, noise_strength: the noise the image is rendered with ("random" is refused:
+            tracking needs the same image for the same latent).
+        on_step: receives a ``DragProgress`` per step with the image and the tracked points.
+        should_stop: polled each step; when true the drag raises ``Cancelled`` whose ``partial``
+            is the ``DragResult`` of the last completed step (the last good state).
+
+    Returns:
+        The dragged latent, its image and the tracked handle positions.
+
+    Raises:
+        DragError: bad input (see ``check_inputs``).
+        Cancelled: ``should_stop`` asked to stop.
+    """
+    latent, handle_pts, target_pts, region = check_inputs(generator, ws, handles, targets, mask)
+    if noise_mode == "random":
+        raise DragError("drag needs fixed noise: use noise mode 'const' or 'none'")
+    cfg = (settings or DragSettings()).for_generator(generator)
+    max_steps = cfg.max_steps if steps is None else int(steps)
+    if max_steps < 0:
+        raise DragError(f"steps must be >= 0, got {max_steps}")
+    assert cfg.rows is not None and cfg.motion_radius is not None
+    assert cfg.track_radius is not None and cfg.done_distance is not None
+    res = generator.resolution
+    device = generator.device
+    dtype = generator.w_avg.dtype
+    block = generator.block_resolutions().index(cfg.feature_resolution)  # type: ignore[attr-defined]
+
+    base = torch.from_numpy(latent).to(device=device, dtype=torch.float32)[None]
+    fixed_rows = base[:, cfg.rows :]
+    trainable = base[:, : cfg.rows].clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([trainable], lr=cfg.lr)
+    points = torch.tensor(handle_pts, dtype=torch.float32, device=device)
+    goals = torch.tensor(target_pts, dtype=torch.float32, device=device)
+    motion_patch = _disc_offsets(cfg.motion_radius).to(device)
+    window = _square_offsets(cfg.track_radius).to(device)
+    keep = None
+    if region is not None:
+        # Area-downsampled share of each feature cell that must stay fixed.
+        outside = torch.from_numpy(~region).to(device=device, dtype=torch.float32)[None, None]
+        keep = F.adaptive_avg_pool2d(outside, cfg.feature_resolution)
+
+    def render(latent_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        captured: dict[str, torch.Tensor] = {}
+
+        def hook(index: int, features: torch.Tensor) -> None:
+            if index == block:
+                captured["f"] = features
+
+        full = torch.cat([latent_rows, fixed_rows], dim=1).to(dtype)
+        image = generator.synthesis(
+            full, noise_mode=noise_mode, noise_strength=noise_strength, feature_hook=hook
+        )
+        return captured["f"].float(), image
+
+    def snapshot(rows: torch.Tensor, image: torch.Tensor, step: int, done: bool) -> DragResult:
+        ws_out = torch.cat([rows.detach(), fixed_rows], dim=1)[0]
+        return DragResult(
+            ws=ws_out.cpu().numpy().astype(np.float32),
+            image=to_rgb_u8(image.detach())[0],
+            points=_as_points(points),
+            steps=step,
+            arrived=done,
+            start_points=tuple(handle_pts),
+        )
+
+    with torch.enable_grad():
+        features, image = render(trainable)
+        with torch.no_grad():
+            references = _sample(features, points, res)  # [C, handles]
+            start_features = features.detach() if keep is not None else None
+        good = snapshot(trainable, image, 0, False)
+        step = 0
+        while True:
+            with torch.no_grad():
+                if step > 0:
+                    for i in range(len(points)):
+                        points[i] = _track(features, points[i], references[:, i], window, res)
+                distances = (goals - points).norm(dim=1)
+                done = bool((distances <= cfg.done_distance).all())
+            good = snapshot(trainable, image, step, done)
+            report(
+                on_step,
+                DragProgress(
+                    step,
+                    max_steps,
+                    f"step {step}/{max_steps}",
+                    {"distance": float(distances.max())},
+                    good.image,
+                    good.points,
+                ),
+            )
+            if done or step >= max_steps:
+                return good
+            if should_stop is not None and should_stop():
+                raise Cancelled(good)
+            loss = _motion_loss(features, points, goals, motion_patch, res)
+            if keep is not None:
+                assert start_features is not None
+                loss = loss + cfg.mask_weight * F.l1_loss(features * keep, start_features * keep)
+            if not loss.requires_grad:  # every handle is within a pixel: nothing left to pull
+                return good
+            (grad,) = torch.autograd.grad(loss, [trainable])
+            previous = trainable.detach().clone()
+            trainable.grad = grad
+            optimizer.step()
+            step += 1
+            features, image = render(trainable)
+            if not (torch.isfinite(features).all() and torch.isfinite(image).all()):
+                with torch.no_grad():
+                    trainable.copy_(previous)
+                return good
+
+
+def _motion_loss(
+    features: torch.Tensor,
+    points: torch.Tensor,
+    goals: torch.Tensor,
+    patch: torch.Tensor,
+    resolution: int,
+) -> torch.Tensor:
+    """DragGAN eq. 1: features one unit step towards the target match today's, detached."""
+    loss = features.new_zeros(())
+    for point, goal in zip(points, goals, strict=True):
+        direction = goal - point
+        length = direction.norm()
+        if length <= 1.0:  # a unit step would overshoot; tracking already calls it arrived
+            continue
+        step = direction / length
+        here = (point + patch).clamp(0, resolution - 1)
+        there = _sample(features, here + step, resolution)
+        loss = loss + F.l1_loss(there, _sample(features, here, resolution).detach())
+    return loss
+
+
+def _as_points(points: torch.Tensor) -> tuple[Point, ...]:
+    return tuple((float(x), float(y)) for x, y in points.tolist())

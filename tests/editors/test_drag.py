@@ -1,0 +1,218 @@
+"""Drag editing: the handle moves to its target, the mask holds the rest, bad input, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import main
+from editors.drag import DragProgress, DragResult, DragSettings, drag
+from editors.errors import DragError
+from editors.latent_io import load_latent, save_latent
+from models.generator import to_rgb_u8
+from models.jobs import Cancelled
+
+SETTINGS = DragSettings(lr=2e-2, feature_resolution=16)  # tuned for the tiny random model
+
+
+def _latent(generator, seed: int = 3) -> np.ndarray:
+    with torch.no_grad():
+        z = torch.from_numpy(np.random.RandomState(seed).randn(1, generator.z_dim)).float()
+        return generator.broadcast(generator.mapping(z))[0].numpy()
+
+
+def _render(generator, ws: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return to_rgb_u8(generator.synthesis(torch.from_numpy(ws)[None]))[0]
+
+
+def _upsampled_features(generator, ws: np.ndarray, block: int) -> torch.Tensor:
+    """[C, R, R] features of ``block`` resized to the image, as DragGAN resizes them."""
+    features = {}
+
+    def hook(index, x):
+        if index == block:
+            features["f"] = x
+
+    with torch.no_grad():
+        generator.synthesis(torch.from_numpy(ws)[None], feature_hook=hook)
+    return torch.nn.functional.interpolate(
+        features["f"], size=generator.resolution, mode="bilinear", align_corners=False
+    )[0]
+
+
+def _best_match(features: torch.Tensor, reference: torch.Tensor) -> tuple[int, int]:
+    """(x, y) of the pixel whose feature is nearest ``reference``, searched over the whole image."""
+    distance = (features - reference[:, None, None]).norm(dim=0)
+    y, x = np.unravel_index(int(distance.argmin()), distance.shape)
+    return int(x), int(y)
+
+
+def test_drag_moves_the_handle_feature_to_the_target(tiny_generator) -> None:
+    generator = tiny_generator(32, seed=1)
+    ws = _latent(generator)
+    steps: list[DragProgress] = []
+    result = drag(
+        generator, ws, [(12, 16)], [(18, 16)], steps=60, settings=SETTINGS, on_step=steps.append
+    )
+    assert isinstance(result, DragResult)
+    assert result.image.shape == (32, 32, 3) and result.image.dtype == np.uint8
+    assert result.ws.shape == (generator.num_ws, generator.w_dim)
+    # the image returned is the image of the latent returned
+    np.testing.assert_array_equal(result.image, _render(generator, result.ws))
+    assert result.arrived and 0 < result.steps <= 60
+    (x, y) = result.points[0]
+    assert abs(x - 18) <= 1 and abs(y - 16) <= 1
+    assert [p.step for p in steps] == list(range(result.steps + 1))
+    assert steps[-1].points == result.points and steps[0].points == ((12.0, 16.0),)
+    # rows past the optimised ones are untouched
+    rows = SETTINGS.for_generator(generator).rows
+    np.testing.assert_array_equal(result.ws[rows:], ws[rows:])
+
+
+def _demo():
+    from models import CheckpointError, load_default
+
+    try:
+        return load_default("cpu")
+    except CheckpointError:  # the demo model is optional in a source checkout
+        pytest.skip("the built-in demo model is not installed")
+
+
+@pytest.mark.slow
+def test_on_the_demo_model_the_feature_and_the_picture_move_to_the_target() -> None:
+    """Checked without the tracker: feature matching over a window of the dragged image."""
+    generator = _demo()
+    ws = _latent(generator, seed=5)
+    handle, target = (32, 46), (32, 51)  # the mouth, 5 px down
+    result = drag(generator, ws, [handle], [target], steps=40)
+    block = generator.block_resolutions().index(
+        DragSettings().for_generator(generator).feature_resolution
+    )
+    before = _upsampled_features(generator, ws, block)
+    reference = before[:, handle[1], handle[0]]
+    after = _upsampled_features(generator, result.ws, block)
+    window = after[:, 36:60, 20:44]  # 12 px around the handle and the target
+    y, x = np.unravel_index(int((window - reference[:, None, None]).norm(dim=0).argmin()), (24, 24))
+    x, y = x + 20, y + 36
+    assert np.hypot(x - target[0], y - target[1]) <= 2.0
+    change = np.abs(result.image.astype(float) - _render(generator, ws)).mean(axis=2)
+    near = change[40:58, 24:41].mean()
+    far = np.concatenate([change[:12].ravel(), change[:, :8].ravel(), change[:, 56:].ravel()])
+    assert near > 3 * far.mean()
+
+
+def test_mask_keeps_the_region_outside_it(tiny_generator) -> None:
+    generator = tiny_generator(32, seed=1)
+    ws = _latent(generator)
+    mask = np.zeros((32, 32), bool)
+    mask[8:24, 6:26] = True
+    free = drag(generator, ws, [(12, 16)], [(18, 16)], steps=15, settings=SETTINGS)
+    held = drag(generator, ws, [(12, 16)], [(18, 16)], mask=mask, steps=15, settings=SETTINGS)
+    original = _render(generator, ws).astype(float)
+
+    def change(image: np.ndarray, region: np.ndarray) -> float:
+        return float(np.abs(image.astype(float) - original).mean(axis=2)[region].mean())
+
+    outside = ~mask
+    outside[8:24, 6:26] = False
+    outside[4:28, 2:30] = False  # a margin: features are coarser than pixels
+    assert change(held.image, outside) < 0.5 * change(free.image, outside)
+    assert change(held.image, mask) > 1.5 * change(held.image, outside)  # measured 2.0
+
+
+def test_stop_raises_cancelled_with_the_last_good_state(tiny_generator) -> None:
+    generator = tiny_generator(32, seed=1)
+    ws = _latent(generator)
+    seen: list[DragProgress] = []
+    with pytest.raises(Cancelled) as info:
+        drag(
+            generator, ws, [(12, 16)], [(18, 16)], steps=50, settings=SETTINGS,
+            on_step=seen.append, should_stop=lambda: len(seen) >= 3,
+        )  # fmt: skip
+    partial = info.value.partial
+    assert isinstance(partial, DragResult) and partial.steps == 2
+    np.testing.assert_array_equal(partial.image, seen[-1].preview)
+    np.testing.assert_array_equal(partial.image, _render(generator, partial.ws))
+
+
+@pytest.mark.parametrize(
+    ("handles", "targets", "message"),
+    [
+        ([(40, 3)], [(5, 5)], "outside the 32x32 image"),
+        ([(4, 3)], [(5, -1)], "target 1 (5, -1) is outside"),
+        ([(4, 3), (6, 6)], [(5, 5)], "every handle needs a target"),
+        ([], [], "at least one handle"),
+        ([(4, 3)], [(5, float("nan"))], "not a finite position"),
+        ([(4,)], [(5, 5)], "(x, y) pair"),
+    ],
+)
+def test_bad_points_get_a_clear_message(tiny_generator, handles, targets, message) -> None:
+    generator = tiny_generator(32)
+    with pytest.raises(DragError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        drag(generator, _latent(generator), handles, targets)
+
+
+def test_bad_models_latents_and_masks_get_a_clear_message(tiny_generator) -> None:
+    from models.progan import ProGANGenerator
+
+    generator = tiny_generator(32)
+    with pytest.raises(DragError, match="the latent is"):
+        drag(generator, np.zeros((3, 5), np.float32), [(1, 1)], [(2, 2)])
+    with pytest.raises(DragError, match="mask is"):
+        drag(generator, _latent(generator), [(1, 1)], [(2, 2)], mask=np.ones((8, 8)))
+    with pytest.raises(DragError, match="mask is empty"):
+        drag(generator, _latent(generator), [(1, 1)], [(2, 2)], mask=np.zeros((32, 32)))
+    with pytest.raises(DragError, match="fixed noise"):
+        drag(generator, _latent(generator), [(1, 1)], [(2, 2)], noise_mode="random")
+    progan = ProGANGenerator(z_dim=32, depths=(16, 16))
+    with pytest.raises(DragError, match="needs a StyleGAN2 model"):
+        drag(progan, np.zeros((1, 32), np.float32), [(1, 1)], [(2, 2)])
+    assert issubclass(DragError, ValueError)
+
+
+def test_cli_round_trip(tiny_checkpoint, tmp_path: Path, capsys) -> None:
+    checkpoint = tiny_checkpoint(32, seed=1)
+    from models import load_generator
+
+    generator = load_generator(checkpoint, "cpu")
+    ws = _latent(generator)
+    source = save_latent(tmp_path / "in.npz", ws)
+    out = tmp_path / "dragged.png"
+    code = main.main(
+        ["drag", str(source), "--model", str(checkpoint), "--device", "cpu",
+         "--handle", "12,16", "--target", "15,16", "--steps", "4", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    latent = load_latent(tmp_path / "dragged.npz")
+    assert latent.metadata["drag"]["handles"] == [[12.0, 16.0]]
+    assert latent.metadata["model"]["fingerprint"] == generator.fingerprint()
+    dragged = latent.fitted(generator.num_ws, generator.w_dim)
+    assert not np.array_equal(dragged, ws)
+    # the written image is the render of the written latent
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), _render(generator, dragged))
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--handle", "1,1"], "give each --handle a --target"),
+        (["--handle", "1;1", "--target", "2,2"], "bad --handle '1;1'"),
+        (["--handle", "1,1", "--target", "99,2"], "outside the 32x32 image"),
+    ],
+)
+def test_cli_bad_points_exit_2_with_one_line(
+    tiny_checkpoint, tmp_path: Path, capsys, extra, message
+) -> None:
+    checkpoint = tiny_checkpoint(32)
+    source = save_latent(tmp_path / "in.npz", np.zeros((1, 32), np.float32))
+    out = tmp_path / "x.png"
+    code = main.main(["drag", str(source), "--model", str(checkpoint), "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not out.exists()
