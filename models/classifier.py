@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.conv import conv2d
 from models.formats.native import read_network_file, write_network_file
 from models.generator import check_shape
 
@@ -34,7 +35,9 @@ class _ResidualStage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        # models.conv.conv2d, not the module's own call: strided 1x1 weight gradients crash oneDNN
+        shortcut = conv2d(x, self.shortcut.weight, stride=self.shortcut.stride[0])
+        return F.relu(out + shortcut)
 
 
 class AttributeClassifier(nn.Module):

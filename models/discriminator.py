@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.conv import conv2d
 from models.generator import check_shape
 from models.stylegan2 import BLUR_KERNEL, EqualLinear, FusedLeakyReLU, _Blur, make_kernel, upfirdn2d
 
@@ -37,9 +38,7 @@ class EqualConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(
-            x, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding
-        )
+        return conv2d(x, self.weight * self.scale, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         out_channels, in_channels, k, _ = self.weight.shape
