@@ -9,6 +9,10 @@ mouth-width change (mouth-corner distance / eye distance).
 
     python bench/locality.py                          # demo model, smile +2σ, 6 faces, 3 photos
     python bench/locality.py --directions smile age --faces 12 --photos 0
+
+``--write-localized smile`` first (re)builds the localized versions of those directions from the
+model's channel atlas (cached; discovered when missing) and writes them beside the directions
+(``<model>.stylespace.json``); this is how the demo model's file was made.
 """
 
 from __future__ import annotations
@@ -64,6 +68,30 @@ def measure(generator, directions, name: str, amount: float, items, space: str) 
     return readouts
 
 
+def write_localized(generator, directions, args):
+    """Localize ``args.write_localized`` from the cached atlas and save them beside the set."""
+    import dataclasses
+
+    from editors.channel_discovery import cached_atlas, localize_set
+    from editors.stylespace import save_style_directions, style_directions_path
+
+    atlas = cached_atlas(generator)
+    made = localize_set(
+        generator,
+        atlas,
+        directions,
+        args.write_localized,
+        count=args.count,
+        min_share=args.min_share,
+        gain=args.gain,
+    )
+    if directions.styles is not None:
+        made = dataclasses.replace(directions.styles.merged(made), fingerprint=made.fingerprint)
+    path = save_style_directions(made, style_directions_path(directions.source))
+    print(f"wrote {path} ({', '.join(made.names)})")
+    return dataclasses.replace(directions, styles=made)
+
+
 def mean(values) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else math.nan
@@ -76,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amount", type=float, default=2.0, help="σ of slider")
     parser.add_argument("--faces", type=int, default=6, help="generated faces")
     parser.add_argument("--photos", type=int, default=3, help="portraits from ../shared/data")
+    parser.add_argument("--write-localized", nargs="+", default=[], metavar="NAME")
+    parser.add_argument("--count", type=int, default=12, help="channels per localized direction")
+    parser.add_argument("--min-share", type=float, default=0.5, help="of a channel's change")
+    parser.add_argument("--gain", type=float, default=1.0, help="on the W-induced channel change")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import torch
@@ -86,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
 
     generator = load_generator(args.model, "cpu").float()
     directions = load_directions(default_directions_path(args.model))
+    if args.write_localized:
+        directions = write_localized(generator, directions, args)
     generated = faces(generator, args.faces, 0)
     photos = faces(generator, 0, args.photos)
     header = (

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from editors.regions import REGION_NAMES, face_landmarks, intended_mask, region_masks
 from editors.stylespace import (
     StyleDirection,
+    StyleDirectionSet,
     flat_index,
     key_of,
     style_delta,
@@ -323,3 +324,38 @@ def channel_effects(
                     counts[row] += 1
     with np.errstate(invalid="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def localize_set(
+    generator: Any,
+    atlas: ChannelAtlas,
+    directions: Any,
+    names: Sequence[str],
+    *,
+    count: int = 12,
+    min_share: float = 0.5,
+    gain: float = 1.0,
+) -> StyleDirectionSet:
+    """Localized versions of ``directions[name]`` for ``names``, each in its intended region.
+
+    Directions whose region has no qualifying channel are left out.
+    """
+    from editors.regions import intended_region
+
+    found = []
+    for name in names:
+        try:
+            found.append(
+                localize_direction(
+                    generator,
+                    atlas,
+                    directions[name],
+                    intended_region(name),
+                    count=count,
+                    min_share=min_share,
+                    gain=gain,
+                )
+            )
+        except ValueError:
+            continue
+    return StyleDirectionSet(tuple(found), directions.fingerprint)
