@@ -44,6 +44,7 @@ from editors.projection import (
     prepare_target,
 )
 from models.formats.native import atomic_write
+from models.formats.npz import read_npz
 from models.generator import Generator, to_rgb_u8
 from models.jobs import Cancelled, OnStep, Progress, ShouldStop, report
 
@@ -256,8 +257,7 @@ def load_delta(path: str | Path) -> TuningDelta:
     if not path.is_file():
         raise TuningFileError(path, "no such file (the tuning delta the latent refers to)")
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            arrays = {key: np.asarray(archive[key]) for key in archive.files}
+        arrays = read_npz(path)  # bounded: a hostile header cannot ask for huge arrays
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise TuningFileError(path, f"not a readable tuning delta ({exc})") from None
     return delta_from_arrays(arrays, path)
