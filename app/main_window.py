@@ -10,11 +10,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QApplication,
-    QDockWidget,
     QFileDialog,
-    QLabel,
     QMainWindow,
-    QProgressBar,
     QStackedWidget,
     QWidget,
 )
@@ -36,11 +33,11 @@ from app.render_service import RenderedFrame, RenderService
 from app.sample_bar import SampleBar
 from app.session import Session
 from app.settings import AppSettings
-from app.shortcuts import TOOL_KEYS, apply_shortcuts
-from app.theme import apply_dark_theme, icon
+from app.shortcuts import apply_shortcuts
+from app.theme import apply_dark_theme
 from app.unsaved import UnsavedEditsGuard
 from app.widgets.image_view import ImageView
-from app.widgets.tool_stack import ToolStack
+from app.window_panels import PanelHostMixin
 from app.workers import Job, JobRegistry
 from editors.images import save_rgb
 from editors.state import EditState
@@ -55,7 +52,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.pt *.pth *.pkl *.ckpt);;All files (*)"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(PanelHostMixin, QMainWindow):
     """The application window."""
 
     model_loaded = Signal(object)  # Generator, once it renders in this window
@@ -99,6 +96,7 @@ class MainWindow(QMainWindow):
 
         self.welcome.open_model_requested.connect(self.choose_model)
         self.welcome.get_models_requested.connect(self.show_model_manager)
+        self.welcome.open_demo_requested.connect(self.open_demo)
         self.canvas.files_dropped.connect(self._on_canvas_files_dropped)
         self.session.generator_changed.connect(self._on_session_generator_changed)
         self.session.frame_ready.connect(self._on_session_frame_ready)
@@ -121,64 +119,6 @@ class MainWindow(QMainWindow):
         bar = self.sample_bar
         self.seed_spin, self.random_button = bar.seed_spin, bar.random_button
         self.truncation_slider, self.truncation_label = bar.truncation_slider, bar.truncation_label
-
-    def _build_docks(self) -> None:
-        # Panels add themselves as tools (right) or dock widgets (left) through add_panel /
-        # add_side_panel. Tools sit in a rail, not tabs, so all stay visible as more are added.
-        self.panel_tabs = ToolStack()
-        self.panel_tabs.setObjectName("panelTabs")
-        self.panel_dock = QDockWidget("Tools", self)
-        self.panel_dock.setObjectName("panelDock")
-        self.panel_dock.setWidget(self.panel_tabs)
-        self.panel_dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.panel_dock)
-        self.panel_dock.hide()
-
-    def add_panel(self, widget: QWidget, title: str, icon_name: str | None = None) -> None:
-        """Add a tool on the right (Attributes, Style mixing, ...) and its Tools menu entry."""
-        index = self.panel_tabs.addTab(widget, title, icon(icon_name) if icon_name else None)
-        action = QAction(title, self)
-        action.setObjectName(f"action:tool:{widget.objectName() or index}")
-        if index < len(TOOL_KEYS):
-            action.setShortcut(TOOL_KEYS[index])
-        action.triggered.connect(lambda checked=False, w=widget: self.show_tool(w))
-        self.menus["&Tools"].addAction(action)
-        self.panel_tabs.button(index).setToolTip(f"{title.replace('&&', '&')} ({TOOL_KEYS[index]})")
-        self.panel_dock.show()
-
-    def show_tool(self, widget: QWidget) -> None:
-        """Bring tool ``widget`` forward (and its dock, when it was closed)."""
-        self.panel_tabs.setCurrentWidget(widget)
-        self.panel_dock.show()
-
-    def add_side_panel(self, widget: QWidget, title: str, object_name: str) -> QDockWidget:
-        """Add a dock on the left (e.g. the history of edits)."""
-        dock = QDockWidget(title, self)
-        dock.setObjectName(object_name)
-        dock.setWidget(widget)
-        dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        return dock
-
-    def _build_status_bar(self) -> None:
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setObjectName("busyBar")
-        self.busy_bar.setRange(0, 0)
-        self.busy_bar.setMaximumWidth(120)
-        self.busy_bar.hide()
-        self.statusBar().addPermanentWidget(self.busy_bar)
-        labels = {"model": "No model", "resolution": "", "device": "", "render": ""}
-        for key, text in labels.items():
-            label = QLabel(text)
-            label.setObjectName("statusRenderTime" if key == "render" else f"status{key.title()}")
-            self.statusBar().addPermanentWidget(label)
-            setattr(self, f"status_{key}", label)
 
     def _build_menus(self) -> dict[str, QAction]:
         actions: dict[str, QAction] = {}
@@ -249,6 +189,13 @@ class MainWindow(QMainWindow):
             open_model_manager(self, self.jobs, self.model_manager)
         return self.model_manager
 
+    def open_demo(self) -> Job | None:
+        """Open the built-in demo model (None when it is not installed)."""
+        from models import default_model_path
+
+        path = default_model_path()
+        return self.open_model(path) if path is not None else None
+
     def choose_model(self) -> None:
         """Ask for a checkpoint file and open it."""
         path, _ = QFileDialog.getOpenFileName(self, "Open model", "", CHECKPOINT_FILTER)
@@ -286,6 +233,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(report.message, 10000)
         if self.session.generator is None:
             self.stack.setCurrentWidget(self.welcome)
+            self.welcome.show_problem(report.message)
         self.model_failed.emit(report)
         show_error(self, report)
 
@@ -302,6 +250,7 @@ class MainWindow(QMainWindow):
 
     def _on_session_generator_changed(self, generator: Generator) -> None:
         self.stack.setCurrentWidget(self.canvas)
+        self.welcome.show_problem("")
         self.status_model.setText(generator.name or "model")
         self.status_model.setToolTip(
             str(generator.source.path) if generator.source and generator.source.path else ""

@@ -31,6 +31,7 @@ from app.dialogs.fit_directions import FitDirectionsDialog
 from app.dialogs.labeling import LabelingDialog
 from app.errors import ErrorReport, show_error
 from app.panels.rows import scrolling_grid
+from app.widgets.value_label import ValueLabel
 from app.workers import Job
 from editors.direction_fitting import latent_space
 from editors.directions import (
@@ -94,10 +95,11 @@ class _AttributeRow:
         self.slider.setSingleStep(5)
         self.slider.setPageStep(25)
         self.slider.setToolTip(f"{name}: {tooltip}")
-        self.value = QLabel("0.00σ")
+        self.value = ValueLabel("0.00σ")
         self.value.setObjectName(f"attrValue:{name}")
         self.value.setMinimumWidth(52)
         self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.value.value_entered.connect(lambda sigma: panel._on_attribute_typed(name, sigma))
         self.lock = QCheckBox()
         self.lock.setObjectName(f"lock:{name}")
         self.lock.setToolTip(f"Lock {name}: other sliders move without changing it")
@@ -298,6 +300,11 @@ class AttributesPanel(QWidget):
         self.session.propose(
             with_amount(state, name, amount), f"{name} {sigma:+.2f}σ", f"attr:{name}"
         )
+
+    def _on_attribute_typed(self, name: str, sigma: float) -> None:
+        slider = self._rows[name].slider
+        slider.setValue(round(sigma * STEPS_PER_SIGMA))  # clamped to the slider's ±3σ
+        self.session.seal()  # a typed value is a step of its own
 
     def _on_attribute_slider_pressed(self) -> None:
         self._drag_start = self.session.state

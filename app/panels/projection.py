@@ -33,6 +33,7 @@ from app.workers import Job, JobRegistry
 from editors.face_detection import DetectedFace
 from editors.photo import PhotoAlignment, align_photo, crop_photo, export_composite
 from editors.projection import ProjectionConfig, ProjectionResult, project
+from editors.state import reset_edits
 from models.jobs import Progress
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class ProjectionPanel(QWidget):
         layout.addWidget(self.progress)
         self.step_label = QLabel("")
         self.step_label.setObjectName("projectionStep")
+        self.step_label.setWordWrap(True)  # error messages are long: show them whole
         layout.addWidget(self.step_label)
 
         form = QFormLayout()
@@ -199,12 +201,23 @@ class ProjectionPanel(QWidget):
             return None
         if self.busy():
             self.cancel()
+        self._forget_photo()
         path = Path(path)
         job = Job(
             f"Could not open photo {path.name}", align_photo, path, generator.resolution, face_index
         )
         job.succeeded.connect(lambda photo: self._on_aligned(photo, start))
         return self._submit_align(job, f"Finding the face in {path.name}…")
+
+    def _forget_photo(self) -> None:
+        """Clear what the previous photo left (pictures, progress, scores) before the next one."""
+        self.photo, self.result = None, None
+        self.target_view.set_rgb(None)
+        self.target_view.set_placeholder("Finding the face…")
+        self.live_view.set_rgb(None)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.loss_hint.setText("")
 
     def use_center_crop(self) -> Job | None:
         """Project the photo's central square (the fallback when no face is found)."""
@@ -324,8 +337,10 @@ class ProjectionPanel(QWidget):
             self.step_label.setText("The model changed during projection; result not applied.")
             return
         name = self.photo.path.name if self.photo is not None else "photo"
+        # A new photo starts from clean sliders (one undo step brings the old edits back).
         self.session.propose(
-            self.session.state.replace(base_ws=result.ws, seed=None), f"Projected {name}"
+            reset_edits(self.session.state).replace(base_ws=result.ws, seed=None),
+            f"Projected {name}",
         )
         self.session.seal()
 
@@ -335,6 +350,8 @@ class ProjectionPanel(QWidget):
 
     def _on_job_failed(self, report: ErrorReport) -> None:
         self.step_label.setText(report.message)
+        if self.photo is None:
+            self.target_view.set_placeholder("Drop a photo")
         show_error(self, report)
 
     # -- compare and export -----------------------------------------------------------------
