@@ -1,7 +1,7 @@
 """Training data of the built-in demo model, rebuilt from ``../shared/data`` (never from the repo).
 
-    python bench/demo_data.py celeba  --out runs/demo-data/celeba       # aligned training identities
-    python bench/demo_data.py utkface --out runs/demo-data/utkface      # aligned, padding transparent
+    python bench/demo_data.py celeba  --out runs/demo-data/celeba    # training identities
+    python bench/demo_data.py utkface --out runs/demo-data/utkface   # padding transparent
     python bench/demo_data.py balance --out runs/demo-data/balanced \\
         --celeba runs/demo-data/celeba [--utkface runs/demo-data/utkface]
 
@@ -13,7 +13,10 @@ written transparent (alpha 0) instead of the aligner's blurred mirror padding, a
 trainer leaves transparent pixels out of the discriminator's view (see ``models.training.images``).
 ``balance`` writes a folder of links in which each image appears as often as its sampling weight
 (``models.training.labels.balance_repeats``): eyeglasses, beards, older faces and men are drawn
-more often than CelebA's own shares.
+more often than CelebA's own shares. ``pack`` zips a folder as WebP (alpha kept) small enough to
+carry to a GPU machine (``bench/train_on_gpu.sh``).
+
+    python bench/demo_data.py pack --source runs/demo-data/balanced --out runs/demo-data/pack.zip
 """
 
 from __future__ import annotations
@@ -73,7 +76,9 @@ def _align_one(task: tuple[str, str, bool]) -> tuple[str, str]:
     return name, ""
 
 
-def inside_source_mask(to_source: np.ndarray, source_size: tuple[int, int], size: int) -> np.ndarray:
+def inside_source_mask(
+    to_source: np.ndarray, source_size: tuple[int, int], size: int
+) -> np.ndarray:
     """uint8 [size, size]: 255 where the aligned pixel's footprint lies inside the photo.
 
     The footprint is the pixel centre +- half a pixel mapped to the source, so pixels that the
@@ -135,13 +140,15 @@ def write_celeba_labels(out: Path) -> None:
                 writer.writerow([name, *row[1:], identity[row[0]]])
 
 
-def build_utkface(out: Path, workers: int, limit: int = 0) -> None:
+def build_utkface(out: Path, workers: int, limit: int = 0, min_age: float = 0) -> None:
     rows = [
         r
         for r in csv.DictReader((SHARED / "utkface" / "labels.csv").open())
         if not r["duplicate_of"]
     ]
-    rows = rows[:limit] if limit else rows
+    rows = [r for r in rows if float(r["age"]) >= min_age]
+    if limit:  # a seeded random subset, not the first names (sorted by age)
+        rows = [rows[i] for i in sorted(np.random.default_rng(0).permutation(len(rows))[:limit])]
     images = SHARED / "utkface" / "images"
     done = set(_run_alignment([images / r["filename"] for r in rows], out, True, workers))
     with (out / "labels.csv").open("w", newline="") as handle:
@@ -192,25 +199,61 @@ def build_balanced(out: Path, celeba: Path, utkface: Path | None, utk_share: flo
     print(f"{out}: {sum(counts.values())} links")
 
 
+def build_pack(out: Path, source: Path, quality: int, limit: int = 0) -> None:
+    """A zip of WebP files (alpha kept) of every image in ``source``, links resolved.
+
+    At quality 90 a 128 px face is about 5 KB, so the balanced set fits the 64 MiB that a
+    remote (GPU) run can carry; lossy WebP keeps the alpha channel exact.
+    """
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from models.formats.native import atomic_write
+
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() == ".png")
+    files = files[:limit] if limit else files
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+            for path in files:
+                buffer = io.BytesIO()
+                with Image.open(path) as image:
+                    image.save(buffer, "WEBP", quality=quality, method=4, exact=True)
+                archive.writestr(path.stem + ".webp", buffer.getvalue())
+
+    atomic_write(out, write)
+    print(f"{out}: {len(files)} images, {out.stat().st_size / 2**20:.1f} MiB")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["celeba", "utkface", "balance"])
+    parser.add_argument("what", choices=["celeba", "utkface", "balance", "pack"])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--celeba", type=Path, help="aligned CelebA folder (balance)")
+    parser.add_argument("--source", type=Path, help="folder of images to zip (pack)")
+    parser.add_argument("--quality", type=int, default=90, help="WebP quality (pack)")
     parser.add_argument("--utkface", type=Path, help="aligned UTKFace folder (balance)")
     parser.add_argument(
         "--utk-share", type=float, default=0.25, help="UTKFace share of drawn images (balance)"
     )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=0, help="first N photos only (smoke tests)")
+    parser.add_argument("--limit", type=int, default=0, help="N photos only (UTKFace: at random)")
+    parser.add_argument("--min-age", type=float, default=0, help="UTKFace: leave out younger")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.what == "celeba":
         build_celeba(args.out, args.workers, args.limit)
     elif args.what == "utkface":
-        build_utkface(args.out, args.workers, args.limit)
+        build_utkface(args.out, args.workers, args.limit, args.min_age)
+    elif args.what == "pack":
+        if args.source is None:
+            parser.error("pack needs --source")
+        build_pack(args.out, args.source, args.quality, args.limit)
     else:
         if args.celeba is None:
             parser.error("balance needs --celeba")

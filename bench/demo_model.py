@@ -1,9 +1,10 @@
-"""Quality of the built-in demo model: face rate, face-descriptor Fréchet distance, directions, projection.
+"""Quality of the built-in demo model: face rate, face-descriptor FD, directions, projection.
 
 Needs ``../shared/data`` (CelebA held-out identities, portraits) and, for the direction table, the
 attribute classifiers the demo's directions were fitted with (``--classifier``, repeatable).
 
-    python bench/demo_model.py --classifier RUN/classifier.safetensors --json out.json --grid grid.png
+    python bench/demo_model.py --classifier RUN/classifier.safetensors --json out.json \\
+        --grid grid.png
 
 Numbers:
 - face rate: share of N samples (truncation 0.7, upscaled to 256 px) in which dlib's frontal
@@ -84,6 +85,32 @@ def real_faces(paths: list[Path], resolution: int, count: int, seed: int) -> lis
         if len(faces) == count:
             break
     return faces
+
+
+def resize(rgb: np.ndarray, size: int) -> np.ndarray:
+    if rgb.shape[0] == size:
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS))
+
+
+def real_descriptors(
+    count: int, size: int, cache: str | None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Descriptors of held-out and of training real faces at ``size``; held-out face rate."""
+    key = f"{count}-{size}"
+    if cache and Path(cache).is_file():
+        stored = np.load(cache)
+        if str(stored["key"]) == key:
+            return stored["heldout"], stored["train"], float(stored["rate"])
+    train, test = celeba_split()
+    real_a = [upscale(x) for x in real_faces(test, size, count, seed=1)]
+    real_b = [upscale(x) for x in real_faces(train, size, count, seed=2)]
+    marks_a, marks_b = detect(real_a), detect(real_b)
+    d_a, d_b = descriptors(real_a, marks_a), descriptors(real_b, marks_b)
+    rate = sum(m is not None for m in marks_a) / len(real_a)
+    if cache:
+        np.savez(cache, key=key, heldout=d_a, train=d_b, rate=rate)
+    return d_a, d_b, rate
 
 
 def detect(images256: list[np.ndarray]) -> list[np.ndarray | None]:
@@ -256,6 +283,18 @@ def main() -> int:
         "--skip", nargs="*", default=[], choices=["faces", "directions", "projection"]
     )
     parser.add_argument("--grid", help="write a grid of 64 samples (truncation 0.7) here")
+    parser.add_argument(
+        "--eval-resolution",
+        type=int,
+        default=0,
+        help="face metrics at this size (samples and real faces resized; default: the model's), "
+        "to compare models of different resolutions",
+    )
+    parser.add_argument(
+        "--real-cache",
+        help="store (or reuse) the real faces' descriptors in this .npz: they do not depend on "
+        "the model, only on --samples and the resolution",
+    )
     parser.add_argument("--json", help="write all numbers here")
     parser.add_argument(
         "--sweeps", help="write every direction's sweep (-3..+3 sigma, 2 seeds) here"
@@ -282,21 +321,18 @@ def main() -> int:
 
     if "faces" not in args.skip:
         started = time.perf_counter()
-        samples = [upscale(rgb) for rgb in sample_rgb(generator, list(range(args.samples)))]
+        size = args.eval_resolution or generator.resolution
+        samples = [
+            upscale(resize(rgb, size)) for rgb in sample_rgb(generator, list(range(args.samples)))
+        ]
         sample_marks = detect(samples)
         face_rate = sum(m is not None for m in sample_marks) / len(samples)
-        train, test = celeba_split()
-        real_a = [upscale(x) for x in real_faces(test, generator.resolution, args.samples, seed=1)]
-        real_b = [upscale(x) for x in real_faces(train, generator.resolution, args.samples, seed=2)]
-        marks_a, marks_b = detect(real_a), detect(real_b)
-        d_samples, d_a, d_b = (
-            descriptors(samples, sample_marks),
-            descriptors(real_a, marks_a),
-            descriptors(real_b, marks_b),
-        )
+        d_samples = descriptors(samples, sample_marks)
+        d_a, d_b, real_rate = real_descriptors(args.samples, size, args.real_cache)
         report["faces"] = {
+            "eval_resolution": size,
             "face_rate": face_rate,
-            "real_face_rate": sum(m is not None for m in marks_a) / len(real_a),
+            "real_face_rate": real_rate,
             "fd_samples_vs_heldout": frechet_distance(d_samples, d_a),
             "fd_real_vs_real": frechet_distance(d_b, d_a),
             "counts": [len(d_samples), len(d_a), len(d_b)],
@@ -304,7 +340,8 @@ def main() -> int:
         }
         f = report["faces"]
         print(
-            f"\nface rate (dlib, {len(samples)} samples at psi 0.7, 256 px): {100 * f['face_rate']:.1f} %"
+            f"\nface rate (dlib, {len(samples)} samples at psi 0.7, {size} px upscaled to 256): "
+            f"{100 * f['face_rate']:.1f} %"
             f"   (held-out real faces: {100 * f['real_face_rate']:.1f} %)"
         )
         print(
@@ -320,7 +357,8 @@ def main() -> int:
         report["directions"] = rows
         names = scorer.names
         print(
-            f"\nscore change per +1 sigma ({args.direction_samples} latents; probabilities, years, degrees)"
+            f"\nscore change per +1 sigma ({args.direction_samples} latents; "
+            "probabilities, years, degrees)"
         )
         print(
             f"{'direction':<20} {'mode':<7} {'acc/R2':>7} " + " ".join(f"{n[:9]:>9}" for n in names)
@@ -349,7 +387,8 @@ def main() -> int:
             psnr = np.mean([r[key]["psnr"] for r in rows])
             ident = np.nanmean([r[key]["identity"] for r in rows])
             print(
-                f"{'mean ' + (key + ' steps' if key != '0' else 'encoder'):<36} {psnr:5.1f} dB / {ident:.3f}"
+                f"{'mean ' + (key + ' steps' if key != '0' else 'encoder'):<36} "
+                f"{psnr:5.1f} dB / {ident:.3f}"
             )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
