@@ -82,3 +82,11 @@ def test_launch_without_a_display_exits_with_the_message_not_a_qt_abort() -> Non
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert "cannot open a window" in result.stderr and "QT_QPA_PLATFORM=offscreen" in result.stderr
+
+
+def test_readme_names_the_same_install_commands() -> None:
+    from app.platform_check import XCB_PACKAGES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for command in XCB_PACKAGES.values():
+        assert f"`{command}`" in readme
