@@ -90,8 +90,10 @@ def _projector_output_lines(path: Path, original: CheckpointError) -> list[str]:
 
     try:
         return _latent_lines(path)
-    except LatentFileError:
-        raise original from None
+    except LatentFileError as exc:
+        if "projector output" in exc.reason:
+            raise original from None  # neither a model nor a latent: the model error stands
+        raise
 
 
 def _latent_lines(path: Path) -> list[str]:

@@ -42,7 +42,7 @@ import torch
 from models.discriminator import StyleGAN2Discriminator
 from models.errors import CheckpointError
 from models.formats import safe_pickle
-from models.formats.limits import LimitError, check_stylegan2, check_tensors
+from models.formats.limits import MAX_RESOLUTION, LimitError, check_stylegan2, check_tensors
 from models.formats.native import load_state_dict_strict
 from models.formats.safe_pickle import InertObject, PersistentObject
 from models.generator import CheckpointSource, Generator
@@ -76,9 +76,12 @@ def read_pickle(path: Path, should_stop: Callable[[], bool] | None = None) -> An
         ) from exc
     except OSError as exc:
         raise CheckpointError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    except pickle.UnpicklingError as exc:
+        if not str(exc).startswith("refused"):
+            raise CheckpointError(path, f"truncated or corrupted pickle ({exc})") from exc
+        raise CheckpointError(path, f"unsafe pickle: {exc}; nothing from it was run") from exc
     except (
         EOFError,
-        pickle.UnpicklingError,
         ValueError,
         TypeError,
         IndexError,
@@ -252,9 +255,10 @@ def _finish_config(
 ) -> GeneratorConfig:
     resolution = values["resolution"]
     log2 = int(math.log2(resolution)) if resolution > 0 else 0
-    if resolution < 8 or 2**log2 != resolution:
+    if resolution < 8 or 2**log2 != resolution or resolution > MAX_RESOLUTION:
         raise CheckpointError(
-            path, f"unsupported resolution {resolution} (a power of two >= 8 is needed)"
+            path,
+            f"unsupported resolution {resolution} (a power of two from 8 to {MAX_RESOLUTION})",
         )
     if values["img_channels"] != 3:
         raise CheckpointError(
