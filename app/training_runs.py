@@ -20,6 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from editors.training_tasks import TRAINING_TASKS
 from models.training.runs import FINAL_STATES, RunFolder, default_runs_root, process_alive
 
 MAIN_SCRIPT = Path(__file__).resolve().parent.parent / "main.py"
@@ -68,7 +69,10 @@ class RunInfo:
     @property
     def can_resume(self) -> bool:
         """True for stopped or interrupted runs of resumable tasks."""
-        return self.state in ("stopped", "interrupted", "failed") and self.task != "directions"
+        task = TRAINING_TASKS.get(self.task)
+        return (
+            self.state in ("stopped", "interrupted", "failed") and task is not None and task.resumes
+        )
 
 
 def describe_run(path: Path) -> RunInfo | None:

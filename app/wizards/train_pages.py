@@ -31,6 +31,7 @@ from app.errors import ErrorReport, show_error
 from app.training_runs import TrainingRun
 from app.widgets.image_view import rgb_to_qimage
 from app.workers import Job, JobRegistry
+from editors.training_tasks import TRAINING_TASKS
 from models.training.config import (
     STYLEGAN2_PRESETS,
 )
@@ -39,34 +40,8 @@ from models.training.images import FolderPreview, preview_images
 from models.training.labels import read_csv_header
 from models.training.runs import default_runs_root, make_run_name
 
-TASKS = (
-    (
-        "stylegan2",
-        "A GAN from your photos (StyleGAN2)",
-        "Learns to generate new images like the ones in a folder. Small presets run on a CPU.",
-    ),
-    (
-        "progan",
-        "A progressive GAN (ProGAN)",
-        "The older progressive-growing recipe: starts at 4x4 and doubles the size as it learns.",
-    ),
-    (
-        "classifier",
-        "An attribute classifier",
-        "Learns labels (smile, age, ...) from photos and a CSV; used to fit attribute directions.",
-    ),
-    (
-        "encoder",
-        "An encoder for a model",
-        "Learns to guess a photo's latent at once, so finding photos in the model is faster.",
-    ),
-    (
-        "directions",
-        "Attribute directions for a model",
-        "Samples the model, labels the samples and fits one slider direction per attribute.",
-    ),
-)
-MODEL_TASKS = ("encoder", "directions")
+TASKS = tuple((task.name, task.title, task.description) for task in TRAINING_TASKS.values())
+MODEL_TASKS = tuple(task.name for task in TRAINING_TASKS.values() if task.needs_model)
 # Rough image counts below which a task gives poor results, and what to say about it.
 ENOUGH_IMAGES = {
     "stylegan2": (5000, "a GAN needs about 5,000 images or more (10,000+ for good faces); "

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget, QWizard
 from app.dialogs.runs import RunsDialog
 from app.wizards.train_pages import DataPage, RunPage, SettingsPage, TaskPage
 from app.workers import JobRegistry
+from editors.training_tasks import TRAINING_TASKS
 from models.training.config import (
     ClassifierConfig,
     DirectionsConfig,
@@ -148,14 +149,15 @@ def open_runs_dialog(window: MainWindow) -> RunsDialog:
 
 def open_training_result(window: MainWindow, payload: dict[str, Any]) -> None:
     """Open what a run made: a model directly; a classifier, encoder or directions via its model."""
-    task, artifact = payload.get("task"), payload.get("artifact")
+    task = TRAINING_TASKS.get(str(payload.get("task")))
+    artifact = payload.get("artifact")
     config = payload.get("config") or {}
-    if task in ("stylegan2", "progan") and artifact:
+    if task is not None and task.artifact == "model" and artifact:
         window.open_model(Path(artifact))
         return
-    if task in ("encoder", "directions") and config.get("model"):
+    if task is not None and task.needs_model and config.get("model"):
         window.open_model(Path(config["model"]))
-        kind = "encoder" if task == "encoder" else "attribute directions"
+        kind = "encoder" if task.artifact == "encoder" else "attribute directions"
         QMessageBox.information(
             window,
             "Training result",

@@ -7,7 +7,6 @@ writing a run folder (see ``models.training.runs``) that the CLI and the GUI bot
 from __future__ import annotations
 
 from models.training.config import (
-    CONFIG_TYPES,
     STYLEGAN2_PRESETS,
     ClassifierConfig,
     EncoderConfig,
@@ -21,7 +20,6 @@ from models.training.runs import RunFolder
 from models.training.stylegan2 import train_stylegan2
 
 __all__ = [
-    "CONFIG_TYPES",
     "STYLEGAN2_PRESETS",
     "ClassifierConfig",
     "EncoderConfig",

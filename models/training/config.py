@@ -11,12 +11,11 @@ import json
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self
 
 AugmentMode = Literal["ada", "diffaugment", "none"]
 AUGMENT_MODES: tuple[AugmentMode, ...] = ("ada", "diffaugment", "none")
-TASKS = ("stylegan2", "progan", "classifier", "encoder", "directions")
 
 
 class _JsonConfig:
@@ -71,6 +70,27 @@ class _JsonConfig:
     def replace(self, **changes: Any) -> Self:
         """A copy with some fields changed (validated like the constructor)."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig(_JsonConfig):
+    """The fields every training task has: where it runs."""
+
+    device: str | None = None  # cpu, cuda, cuda:N; None = CUDA when present
+    threads: int = 0  # CPU threads for torch; 0 = torch's default
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopConfig(RunConfig):
+    """The fields of every task that ``run_loop`` trains: seed, timing of its outputs, name."""
+
+    seed: int = 0  # seeds weights, latents, noise, augmentation and data order
+    checkpoint_minutes: float = 10.0  # write a checkpoint at least this often
+    keep_checkpoints: int = 3  # how many recent checkpoints to keep
+    tick_seconds: float = 10.0  # write a metrics line at least this often
+    sample_minutes: float = 2.0  # write a sample grid at least this often
+    num_samples: int = 16  # images in the sample grid (fixed latents)
+    name: str = ""  # display name of the exported model; "" = run folder name
 
 
 def _steps_for_kimg(kimg: float, batch_size: int) -> int:
@@ -197,14 +217,14 @@ STYLEGAN2_PRESETS: dict[str, StyleGAN2Preset] = {
 
 
 @dataclass(frozen=True, slots=True)
-class StyleGAN2Config(_JsonConfig):
+class StyleGAN2Config(LoopConfig):
     """Everything that defines a StyleGAN2 training run (``models/training/stylegan2.py``)."""
 
     task: ClassVar[str] = "stylegan2"
 
     data: str  # folder or .zip of images
     resolution: int = 64  # training size in pixels (power of two >= 8)
-    align_faces: bool = False  # align faces FFHQ-style while caching (needs the CLI's aligner)
+    align_faces: bool = False  # align faces FFHQ-style while caching (editors' face aligner)
     mirror: bool = True  # random horizontal flips of the real images
     alpha_mask: bool = False  # transparent pixels are not in the photo: hidden from D
     preset: str = "small"  # name of the capacity preset the fields below came from
@@ -234,16 +254,7 @@ class StyleGAN2Config(_JsonConfig):
     mixed_precision: bool = True  # bf16 autocast of main passes (CUDA, CPUs with AMX/AVX512-BF16)
     channels_last: bool = False  # NHWC memory format (measure before turning on)
     init_from: str | None = None  # fine-tune: start from this generator file (and its D if any)
-    seed: int = 0  # seeds weights, latents, noise, augmentation and data order
-    device: str | None = None  # cpu, cuda, cuda:N; None = CUDA when present
-    threads: int = 0  # CPU threads for torch; 0 = torch's default
-    checkpoint_minutes: float = 10.0  # write a checkpoint at least this often
-    keep_checkpoints: int = 3  # how many recent checkpoints to keep
-    tick_seconds: float = 10.0  # write a metrics line at least this often
-    sample_minutes: float = 2.0  # write a sample grid at least this often
-    num_samples: int = 16  # images in the sample grid (fixed latents)
     export_fp16: bool = False  # store the exported generator in float16
-    name: str = ""  # display name of the exported model; "" = run folder name
 
     def __post_init__(self) -> None:
         res = self.resolution
@@ -306,7 +317,7 @@ class StyleGAN2Config(_JsonConfig):
 
 
 @dataclass(frozen=True, slots=True)
-class ProGANConfig(_JsonConfig):
+class ProGANConfig(LoopConfig):
     """A progressive-growing GAN run (``models/training/progan.py``)."""
 
     task: ClassVar[str] = "progan"
@@ -325,15 +336,6 @@ class ProGANConfig(_JsonConfig):
     drift: float = 0.001  # drift term eps * E[D(real)^2]
     ema_kimg: float = 10.0  # half-life of the EMA generator
     mbstd_group: int = 4  # minibatch-stddev group size
-    seed: int = 0
-    device: str | None = None
-    threads: int = 0
-    checkpoint_minutes: float = 10.0
-    keep_checkpoints: int = 3
-    tick_seconds: float = 10.0
-    sample_minutes: float = 2.0
-    num_samples: int = 16
-    name: str = ""
 
     def __post_init__(self) -> None:
         res = self.resolution
@@ -351,7 +353,7 @@ class ProGANConfig(_JsonConfig):
 
 
 @dataclass(frozen=True, slots=True)
-class ClassifierConfig(_JsonConfig):
+class ClassifierConfig(LoopConfig):
     """An attribute-classifier run (``models/training/classifier.py``)."""
 
     task: ClassVar[str] = "classifier"
@@ -374,15 +376,8 @@ class ClassifierConfig(_JsonConfig):
     epochs: float = 10.0  # passes over the training split
     lr: float = 0.001  # AdamW
     weight_decay: float = 0.0001
-    seed: int = 0
-    device: str | None = None
-    threads: int = 0
-    checkpoint_minutes: float = 10.0
-    keep_checkpoints: int = 3
-    tick_seconds: float = 10.0
-    sample_minutes: float = 0.0  # unused (no samples); kept for the shared loop
-    num_samples: int = 0
-    name: str = ""
+    sample_minutes: float = field(default=0.0, kw_only=True)  # no sample grids
+    num_samples: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.validation_fraction < 1.0:
@@ -394,7 +389,7 @@ class ClassifierConfig(_JsonConfig):
 
 
 @dataclass(frozen=True, slots=True)
-class EncoderConfig(_JsonConfig):
+class EncoderConfig(LoopConfig):
     """A latent-encoder run (``models/training/encoder.py``): image -> ws for a frozen generator."""
 
     task: ClassVar[str] = "encoder"
@@ -413,15 +408,7 @@ class EncoderConfig(_JsonConfig):
     image_weight: float = 1.0  # weight of the pixel reconstruction loss
     truncation_psi: float = 0.8  # sample training latents with this truncation
     install: bool = False  # also copy the result beside the model (where projection looks)
-    seed: int = 0
-    device: str | None = None
-    threads: int = 0
-    checkpoint_minutes: float = 10.0
-    keep_checkpoints: int = 3
-    tick_seconds: float = 10.0
-    sample_minutes: float = 2.0
-    num_samples: int = 8  # reconstruction pairs in the sample grid
-    name: str = ""
+    num_samples: int = field(default=8, kw_only=True)  # reconstruction pairs in the sample grid
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -443,10 +430,11 @@ class EncoderConfig(_JsonConfig):
 
 
 @dataclass(frozen=True, slots=True)
-class DirectionsConfig(_JsonConfig):
+class DirectionsConfig(RunConfig):
     """A TL-GAN direction-fitting run (``editors/direction_fitting.py::fit_directions``).
 
-    Plain data only, so the wizard and the CLI share it; ``editors/cli/train.py`` runs it.
+    Plain data only, so the wizard and the CLI share it; ``editors/direction_training.py`` runs
+    it. The task table is ``editors/training_tasks.py``.
     """
 
     task: ClassVar[str] = "directions"
@@ -461,8 +449,6 @@ class DirectionsConfig(_JsonConfig):
     layers: Literal["all", "coarse", "middle", "fine"] = "all"  # style rows the edits move
     batch_size: int = 8  # samples rendered per pass
     install: bool = False  # also save beside the model (where the editor looks)
-    device: str | None = None
-    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.labeler == "classifier" and not self.classifier:
@@ -474,12 +460,3 @@ class DirectionsConfig(_JsonConfig):
     def total_steps(self) -> int:
         """Rendered batches (the fit itself is one more step)."""
         return -(-self.num_samples // self.batch_size)
-
-
-CONFIG_TYPES: dict[str, type[_JsonConfig]] = {
-    "stylegan2": StyleGAN2Config,
-    "progan": ProGANConfig,
-    "classifier": ClassifierConfig,
-    "encoder": EncoderConfig,
-    "directions": DirectionsConfig,
-}

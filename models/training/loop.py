@@ -34,7 +34,7 @@ from models.training.checkpoints import (
 )
 from models.training.distributed import DistContext
 from models.training.images import ImageDataset, Preprocess, prepare_images
-from models.training.runs import RunFolder, write_json_atomic
+from models.training.runs import RunFolder, control_command, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -372,8 +372,8 @@ def _decide(
     flags = torch.zeros(5)
     if dist.is_main:
         now = time.monotonic()
-        command = run.read_control()
-        flags[0] = float(command == "stop" or (should_stop is not None and should_stop()))
+        command = control_command(run, should_stop)
+        flags[0] = float(command == "stop")
         flags[1] = float(command == "pause")
         flags[2] = float(now - last_tick >= settings.tick_seconds)
         flags[3] = float(
@@ -397,8 +397,8 @@ def _wait_while_paused(
     while True:
         flags = torch.zeros(2)
         if dist.is_main:
-            command = run.read_control()
-            flags[0] = float(command == "stop" or (should_stop is not None and should_stop()))
+            command = control_command(run, should_stop)
+            flags[0] = float(command == "stop")
             flags[1] = float(command == "pause")
         flags = dist.broadcast(flags)
         stop, pause = (bool(v) for v in flags.tolist())
@@ -442,6 +442,13 @@ def new_or_resume(run: RunFolder, resume: bool) -> None:
             f"{run.path} already holds a training run; resume it with --resume "
             f"or choose a new output folder"
         )
+
+
+def start_run_folder(run: RunFolder, task: str, config: Any) -> None:
+    """Create the run folder, record the resolved ``config`` and the state "preparing"."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(task, config.to_dict())  # on resume: the same, perhaps with a new length
+    run.write_status("preparing", task=task, step=0, message="preparing data")
 
 
 def set_threads(threads: int) -> None:
@@ -526,9 +533,7 @@ def execute_job(
         threads = max(1, (os.cpu_count() or 1) // local)
     set_threads(threads)
     if dist.is_main:
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(task, config.to_dict())  # on resume: the same, perhaps with a new length
-        run.write_status("preparing", task=task, step=0, message="preparing data")
+        start_run_folder(run, task, config)
     settings = LoopSettings(
         checkpoint_minutes=config.checkpoint_minutes,
         keep_checkpoints=config.keep_checkpoints,

@@ -22,7 +22,7 @@ import datetime as _dt
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -217,6 +217,16 @@ class RunFolder:
             return None
         samples = sorted(self.samples_dir.glob("step-*.png"))
         return samples[-1] if samples else None
+
+
+def control_command(
+    run: RunFolder, should_stop: Callable[[], bool] | None = None
+) -> ControlCommand:
+    """What the job should do now: "stop" when ``should_stop()`` says so (the caller's cancel),
+    else the command in control.json (the Runs window's Pause/Stop)."""
+    if should_stop is not None and should_stop():
+        return "stop"
+    return run.read_control()
 
 
 def process_alive(pid: int) -> bool:
