@@ -302,7 +302,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import models
-    from editors.directions import default_directions_path, load_directions
+    from editors.direction_files import default_directions_path, load_directions
     from editors.images import make_grid, save_rgb
 
     torch.manual_seed(0)

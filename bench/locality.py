@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from editors.directions import default_directions_path, load_directions
+    from editors.direction_files import default_directions_path, load_directions
     from models import load_generator
 
     generator = load_generator(args.model, "cpu").float()

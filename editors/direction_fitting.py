@@ -15,13 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from editors.directions import (
-    AttributeDirectionEstimator,
-    Direction,
-    DirectionSet,
-    Layers,
-    check_layers,
-)
+from editors.direction_estimators import AttributeDirectionEstimator
+from editors.directions import Direction, DirectionSet, Layers, check_layers
 from editors.labelers import Labeler, SampleBatch
 from models.generator import Generator, NoiseMode, seed_to_z
 from models.jobs import OnStep, Progress, ShouldStop, check_stop, report

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from editors.direction_files import default_directions_path, save_directions
 from editors.direction_fitting import DirectionFitConfig, fit_directions
-from editors.directions import default_directions_path, save_directions
 from editors.mixing import group_layers
 from models import load_generator
 from models.jobs import Cancelled, OnStep, Progress, ShouldStop

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from editors.directions import DirectionSet, directions_from_json, directions_to_json
+from editors.direction_files import directions_from_json, directions_to_json
+from editors.directions import DirectionSet
 from editors.local_edits_io import local_edits_from_file, local_edits_to_file
 from editors.mixing import LatentSource, StyleMix
 from editors.state import EditState

@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 from app.dialogs.job_dialog import JobDialog
 from app.errors import ErrorReport, show_error
 from app.workers import Job
+from editors.direction_files import default_directions_path, save_directions
 from editors.direction_fitting import DirectionFitConfig, fit_directions
-from editors.directions import default_directions_path, save_directions
 from editors.labelers import ClassifierLabeler, Labeler, LandmarkLabeler
 from editors.mixing import group_layers
 

@@ -33,14 +33,9 @@ from app.errors import ErrorReport, show_error
 from app.panels.rows import scrolling_grid
 from app.widgets.value_label import ValueLabel
 from app.workers import Job
+from editors.direction_files import default_directions_path, load_directions, save_directions
 from editors.direction_fitting import latent_space
-from editors.directions import (
-    DirectionSet,
-    check_compatible,
-    default_directions_path,
-    load_directions,
-    save_directions,
-)
+from editors.directions import DirectionSet, check_compatible
 from editors.rendering import limit_identity_drift
 from editors.state import EditState, with_amount, with_directions, with_lock
 

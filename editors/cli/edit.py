@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from editors.cli.common import add_model_arguments, model_or_demo
-from editors.directions import check_compatible, default_directions_path, load_directions
+from editors.direction_files import default_directions_path, load_directions
+from editors.directions import check_compatible
 from editors.images import save_rgb
 from editors.latent_io import load_latent
 from editors.pivotal import tuned_for_latent

@@ -8,13 +8,8 @@ import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QLabel, QMessageBox, QPushButton, QSlider, QToolButton
 
-from editors.directions import (
-    Direction,
-    DirectionSet,
-    default_directions_path,
-    load_directions,
-    save_directions,
-)
+from editors.direction_files import default_directions_path, load_directions, save_directions
+from editors.directions import Direction, DirectionSet
 from editors.labelers import Labeler, SampleBatch
 from models import load_generator
 from models.generator import seed_to_z, to_rgb_u8

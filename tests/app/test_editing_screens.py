@@ -7,7 +7,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton, QSlider, QSpinBox
 
 from app.widgets.image_view import qimage_to_rgb
-from editors.directions import Direction, DirectionSet, default_directions_path, save_directions
+from editors.direction_files import default_directions_path, save_directions
+from editors.directions import Direction, DirectionSet
 from models import load_generator
 
 

@@ -8,7 +8,8 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QSlider
 
-from editors.directions import Direction, DirectionSet, default_directions_path, save_directions
+from editors.direction_files import default_directions_path, save_directions
+from editors.directions import Direction, DirectionSet
 from editors.mixing import LatentSource, StyleMix
 from models import load_generator
 from tests.app.conftest import wait_for_frame_of as latest

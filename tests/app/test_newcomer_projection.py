@@ -12,7 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QMessageBox, QPushButton, QSlider, QSpinBox
 
 import models
-from editors.directions import Direction, DirectionSet, default_directions_path, save_directions
+from editors.direction_files import default_directions_path, save_directions
+from editors.directions import Direction, DirectionSet
 from models import load_generator
 
 

@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QDockWidget, QMessageBox, QSlider, QTextBrowser
 
 from app.shortcuts import SHORTCUTS, TOOL_KEYS
 from app.widgets.image_view import qimage_to_rgb
-from editors.directions import Direction, DirectionSet, default_directions_path, save_directions
+from editors.direction_files import default_directions_path, save_directions
+from editors.directions import Direction, DirectionSet
 from models import load_generator
 from tests.app.conftest import wait_for_frame_of
 

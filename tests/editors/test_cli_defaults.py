@@ -10,7 +10,7 @@ from PIL import Image
 
 import main
 import models
-from editors.directions import default_directions_path, load_directions
+from editors.direction_files import default_directions_path, load_directions
 from editors.latent_io import save_latent
 from editors.rendering import Renderer
 from editors.state import EditState

@@ -308,7 +308,7 @@ def test_classifier_and_encoder_run_from_the_cli(tmp_path: Path, tiny_generator)
 
 
 def test_directions_run_from_the_cli(tmp_path: Path, tiny_generator) -> None:
-    from editors.directions import default_directions_path, load_directions
+    from editors.direction_files import default_directions_path, load_directions
     from models import save_generator
     from models.classifier import AttributeClassifier, save_classifier
 

@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 import torch
 
+from editors.direction_estimators import AttributeDirectionEstimator
+from editors.direction_files import (
+    DirectionFileError,
+    default_directions_path,
+    load_directions,
+    save_directions,
+)
 from editors.direction_fitting import DirectionFitConfig, fit_directions
 from editors.directions import (
-    AttributeDirectionEstimator,
     Direction,
-    DirectionFileError,
     DirectionSet,
     check_compatible,
-    default_directions_path,
     effective_vectors,
-    load_directions,
     orthogonalize,
-    save_directions,
     shift,
 )
 from editors.labelers import Labeler, SampleBatch

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from editors.directions import Direction, DirectionSet, default_directions_path, save_directions
+from editors.direction_files import default_directions_path, save_directions
+from editors.directions import Direction, DirectionSet
 from editors.latent_io import load_latent
 from editors.pivotal import apply_delta, load_delta
 from editors.rendering import Renderer

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from editors.directions import Direction, DirectionSet, load_directions, save_directions
+from editors.direction_files import load_directions, save_directions
+from editors.directions import Direction, DirectionSet
 from editors.masks import MaskedEdit
 from editors.rendering import Renderer
 from editors.session_io import ModelReference, load_session, save_session
@@ -140,7 +141,7 @@ def test_cli_edit_uses_the_localized_smile_unless_space_w(tiny_checkpoint, tmp_p
     from PIL import Image
 
     from editors.cli import main
-    from editors.directions import default_directions_path
+    from editors.direction_files import default_directions_path
     from models import load_generator
 
     model = tiny_checkpoint(resolution=16)

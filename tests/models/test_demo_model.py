@@ -9,7 +9,8 @@ from PIL import Image
 from safetensors import safe_open
 
 import models
-from editors.directions import default_directions_path, load_directions, shift
+from editors.direction_files import default_directions_path, load_directions
+from editors.directions import shift
 from models.encoder import find_encoder_for, load_encoder
 from models.generator import seed_to_z, to_rgb_u8
 
