@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSignalBlocker
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QLabeledRangeSlider
 
 from app.errors import ErrorReport, show_error
 from app.panels.rows import clear_layout, drag_slider, scrolling_grid
@@ -40,6 +41,7 @@ LAYER_CHOICES = (
     ("Coarse (4–8 px)", "coarse"),
     ("Middle (16–32 px)", "middle"),
     ("Fine (64 px and up)", "fine"),
+    ("Custom rows", "custom"),  # whatever the row range slider is set to
 )
 
 
@@ -76,6 +78,14 @@ class ComponentsPanel(QWidget):
             "Rows the components act on (SeFa also factorises only these layers)"
         )
         self.layers_combo.currentIndexChanged.connect(self._on_layers_combo_changed)
+        # The rows themselves, as a first-last range; the combo's presets move it.
+        self.rows_range = QLabeledRangeSlider(Qt.Orientation.Horizontal)
+        self.rows_range.setObjectName("componentRows")
+        self.rows_range.setRange(0, 0)
+        self.rows_range.setValue((0, 0))
+        self.rows_range.setEdgeLabelMode(QLabeledRangeSlider.EdgeLabelMode.NoLabel)
+        self.rows_range.setToolTip("First and last latent row the components act on")
+        self.rows_range.valueChanged.connect(self._on_rows_range_changed)
         self.compute_button = QPushButton("Compute")
         self.compute_button.setObjectName("computeComponentsButton")
         self.compute_button.clicked.connect(self.compute)
@@ -91,6 +101,7 @@ class ComponentsPanel(QWidget):
         form.addRow("Method", self.method_combo)
         form.addRow("Components", self.count_spin)
         form.addRow("Act on", self.layers_combo)
+        form.addRow("Rows", self.rows_range)
         buttons = QHBoxLayout()
         buttons.addWidget(self.compute_button)
         buttons.addWidget(self.reset_button)
@@ -113,9 +124,20 @@ class ComponentsPanel(QWidget):
 
     # -- computing ----------------------------------------------------------------------------
     def _layers(self) -> tuple[int, int] | None:
-        group = LAYER_CHOICES[self.layers_combo.currentIndex()][1]
         generator = self.session.generator
-        return group_layers(group, generator.num_ws) if group and generator is not None else None
+        if generator is None:
+            return None
+        first, last = self.rows_range.value()
+        rows = (int(first), int(last) + 1)
+        return None if rows == (0, generator.num_ws) else rows
+
+    def _show_rows(self, layers: tuple[int, int] | None) -> None:
+        generator = self.session.generator
+        num_ws = generator.num_ws if generator is not None else 1
+        first, end = layers if layers is not None else (0, num_ws)
+        with QSignalBlocker(self.rows_range):
+            self.rows_range.setRange(0, num_ws - 1)
+            self.rows_range.setValue((first, end - 1))
 
     def config(self) -> ComponentConfig:
         """The settings as a ``ComponentConfig``."""
@@ -176,17 +198,28 @@ class ComponentsPanel(QWidget):
         if self.sender() is self.job:
             self.progress.hide()
 
+    def _layers_for_combo(self, generator: Generator) -> tuple[int, int] | None:
+        group = LAYER_CHOICES[self.layers_combo.currentIndex()][1]
+        if group in (None, "custom"):
+            return None
+        return group_layers(group, generator.num_ws)
+
     def _choice_for(self, layers: tuple[int, int] | None) -> int:
         generator = self.session.generator
-        for index, (_, group) in enumerate(LAYER_CHOICES):
+        for index, (_, group) in enumerate(LAYER_CHOICES[:-1]):  # the presets, not "custom"
             rows = (
                 group_layers(group, generator.num_ws) if group and generator is not None else None
             )
             if rows == layers:
                 return index
-        return 0
+        return len(LAYER_CHOICES) - 1
 
-    def _on_layers_combo_changed(self, _index: int) -> None:
+    def _on_layers_combo_changed(self, index: int) -> None:
+        group = LAYER_CHOICES[index][1]
+        generator = self.session.generator
+        if group != "custom":
+            preset = group_layers(group, generator.num_ws) if group and generator else None
+            self._show_rows(preset)
         state = self.session.state
         layers = self._layers()
         if state.components is not None and layers != state.component_layers:
@@ -195,6 +228,19 @@ class ComponentsPanel(QWidget):
                 state.replace(component_layers=layers), f"Components act on: {text}"
             )
             self.session.seal()
+
+    def _on_rows_range_changed(self, _value: object) -> None:
+        layers = self._layers()
+        with QSignalBlocker(self.layers_combo):
+            self.layers_combo.setCurrentIndex(self._choice_for(layers))
+        state = self.session.state
+        if state.components is not None and layers != state.component_layers:
+            first, end = layers if layers is not None else (0, self.session.generator.num_ws)
+            self.session.propose(
+                state.replace(component_layers=layers),
+                f"Components act on rows {first}–{end - 1}",
+                "componentRows",
+            )  # a drag of the range is one history entry
 
     def _on_reset_clicked(self) -> None:
         state = self.session.state
@@ -205,6 +251,7 @@ class ComponentsPanel(QWidget):
     # -- state -> widgets ---------------------------------------------------------------------
     def _on_session_generator_changed(self, generator: Generator) -> None:
         self.method_combo.model().item(1).setEnabled(generator.kind == "stylegan2")
+        self._show_rows(self._layers_for_combo(generator))
         if generator.kind != "stylegan2":
             self.method_combo.setCurrentIndex(0)
 
@@ -220,6 +267,7 @@ class ComponentsPanel(QWidget):
                 slider.setValue(round(sigma * STEPS_PER_SIGMA))
             self._values[index].setText(f"{sigma:+.2f}σ")
         if components is not None:
+            self._show_rows(state.component_layers)
             with QSignalBlocker(self.layers_combo):
                 self.layers_combo.setCurrentIndex(self._choice_for(state.component_layers))
         self.compute_button.setEnabled(self.session.generator is not None)

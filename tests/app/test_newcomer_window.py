@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMessageBox, QSlider, QTextBrowser
+from PySide6.QtWidgets import QDockWidget, QLabel, QMessageBox, QSlider, QTextBrowser
 
 from app.shortcuts import SHORTCUTS, TOOL_KEYS
 from app.widgets.image_view import qimage_to_rgb
@@ -222,3 +222,44 @@ def test_nothing_to_ask_without_edits_or_after_saving(
     assert window.save_session(tmp_path / "s.lsession")
     assert window.close()
     assert window.findChild(QMessageBox, "unsavedEditsBox") is None
+
+
+def test_slider_values_can_be_typed(window_with_directions, qtbot) -> None:
+    window = window_with_directions
+    label = window.findChild(QLabel, "attrValue:smile")
+    qtbot.mouseDClick(label, Qt.MouseButton.LeftButton)
+    editor = label.editor
+    assert editor is not None and editor.isVisible()
+    editor.selectAll()
+    qtbot.keyClicks(editor, "1.5")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    direction = window.session.state.directions["smile"]
+    assert window.session.state.attribute_amounts["smile"] == pytest.approx(1.5 * direction.scale)
+    assert window.findChild(QSlider, "attr:smile").value() == 150 and label.text() == "+1.50σ"
+    qtbot.mouseDClick(window.truncation_label, Qt.MouseButton.LeftButton)
+    window.truncation_label.editor.selectAll()
+    qtbot.keyClicks(window.truncation_label.editor, "0.45")
+    qtbot.keyClick(window.truncation_label.editor, Qt.Key.Key_Return)
+    assert window.session.state.truncation_psi == pytest.approx(0.45)
+    assert window.truncation_slider.value() == 45
+
+
+def test_component_rows_as_a_range_slider(window_with_directions, qtbot) -> None:
+    from PySide6.QtWidgets import QComboBox
+    from superqt import QLabeledRangeSlider
+
+    window = window_with_directions
+    panel = window.components_panel
+    panel.count_spin.setValue(3)
+    panel.compute()
+    qtbot.waitUntil(lambda: window.session.state.components is not None, timeout=30000)
+    rows = panel.findChild(QLabeledRangeSlider, "componentRows")
+    num_ws = window.session.generator.num_ws
+    assert rows.value() == (0, num_ws - 1)  # all rows
+    combo = panel.findChild(QComboBox, "componentLayers")
+    combo.setCurrentIndex(1)  # coarse preset moves the range
+    layers = window.session.state.component_layers
+    assert layers is not None and rows.value() == (layers[0], layers[1] - 1)
+    rows.setValue((1, 2))
+    assert window.session.state.component_layers == (1, 3)
+    assert combo.currentText() == "Custom rows"
