@@ -27,6 +27,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from editors.drag import DragSettings  # noqa: E402
+
 UPSAMPLE = 4  # dlib finds faces of ~80 px and up: 64 px faces are enlarged to 256 px
 # landmark -> index and the axis a user drags it along (chin: up/down, mouth corners: sideways)
 LANDMARKS = {"chin": (8, np.pi / 2), "mouth left": (48, 0.0), "mouth right": (54, 0.0)}
@@ -93,8 +97,6 @@ def speed_rows(resolutions: list[int], device: str, steps: int) -> list[tuple]:
 
 
 def _unreachable():
-    from editors.drag import DragSettings
-
     return DragSettings(done_distance=0.0)
 
 
@@ -176,10 +178,11 @@ def main() -> int:
     parser.add_argument(
         "--mask-radius", type=float, default=0.0, help="only a disc this big may move (0: all)"
     )
+    parser.add_argument("--mask-weight", type=float, default=DragSettings().mask_weight)
+    parser.add_argument("--whole-pixels", action="store_true", help="track to whole pixels")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-faces", action="store_true")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     import torch
 
     torch.set_grad_enabled(True)
@@ -192,8 +195,6 @@ def main() -> int:
             print(f"| {name} | {steps} | {per_step:.3f} | {total:.2f} | |")
         print()
     if not args.skip_faces:
-        from editors.drag import DragSettings
-
         defaults = DragSettings()
         settings = DragSettings(
             lr=args.lr or defaults.lr,
@@ -202,6 +203,8 @@ def main() -> int:
             motion_radius=args.r1,
             track_radius=args.r2,
             done_distance=args.done,
+            refine=not args.whole_pixels,
+            mask_weight=args.mask_weight,
         )
         rows, summary = face_rows(args.faces, args.steps, args.seed, settings, args.mask_radius)
         print("| seed | landmark | start px | final px | final/start | id drift | steps | s |")

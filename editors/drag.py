@@ -42,6 +42,7 @@ class DragSettings:
     track_radius: int | None = None  # r2: search window of point tracking, px
     done_distance: float | None = None  # a handle this close to its target has arrived, px
     mask_weight: float = 10.0  # lambda of the fixed-region loss (DragGAN's default)
+    refine: bool = True  # track to a quarter pixel (DragGAN: whole pixels)
 
     def for_generator(self, generator: Generator) -> DragSettings:
         """These settings with every ``None`` filled in for ``generator``."""
@@ -66,6 +67,7 @@ class DragSettings:
             if self.done_distance is not None
             else max(1.0, 2 * scale),
             mask_weight=self.mask_weight,
+            refine=self.refine,
         )
 
 
@@ -203,12 +205,24 @@ def _track(
     reference: torch.Tensor,
     window: torch.Tensor,
     resolution: int,
+    refine: bool,
 ) -> torch.Tensor:
-    """The position in ``point + window`` whose feature is nearest (L2) to ``reference``."""
-    candidates = (point + window).clamp(0, resolution - 1)
-    found = _sample(features, candidates, resolution)
-    distance = (found - reference[:, None]).square().sum(0)
-    return candidates[int(distance.argmin())]
+    """The position in ``point + window`` whose feature is nearest (L2) to ``reference``.
+
+    With ``refine`` the best pixel is refined on a quarter-pixel grid (features are bilinear,
+    so between pixels they are defined too); small images need the precision.
+    """
+
+    def nearest(candidates: torch.Tensor) -> torch.Tensor:
+        candidates = candidates.clamp(0, resolution - 1)
+        found = _sample(features, candidates, resolution)
+        return candidates[int((found - reference[:, None]).square().sum(0).argmin())]
+
+    best = nearest(point + window)
+    return nearest(best + _REFINE_OFFSETS.to(best.device)) if refine else best
+
+
+_REFINE_OFFSETS = torch.cartesian_prod(torch.linspace(-0.5, 0.5, 5), torch.linspace(-0.5, 0.5, 5))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +329,9 @@ def drag(
             with torch.no_grad():
                 if step > 0:
                     for i in range(len(points)):
-                        points[i] = _track(features, points[i], references[:, i], window, res)
+                        points[i] = _track(
+                            features, points[i], references[:, i], window, res, cfg.refine
+                        )
                 distances = (goals - points).norm(dim=1)
                 done = bool((distances <= cfg.done_distance).all())
             good = snapshot(trainable, image, step, done)
@@ -338,7 +354,7 @@ def drag(
             if keep is not None:
                 assert start_features is not None
                 loss = loss + cfg.mask_weight * F.l1_loss(features * keep, start_features * keep)
-            if not loss.requires_grad:  # every handle is within a pixel: nothing left to pull
+            if not loss.requires_grad:  # every handle is on its target: nothing left to pull
                 return good
             (grad,) = torch.autograd.grad(loss, [trainable])
             previous = trainable.detach().clone()
@@ -364,9 +380,9 @@ def _motion_loss(
     for point, goal in zip(points, goals, strict=True):
         direction = goal - point
         length = direction.norm()
-        if length <= 1.0:  # a unit step would overshoot; tracking already calls it arrived
+        if length < 1e-3:
             continue
-        step = direction / length
+        step = direction / max(length, 1.0)  # a unit step, shorter at the end not to overshoot
         here = (point + patch).clamp(0, resolution - 1)
         there = _sample(features, here + step, resolution)
         loss = loss + F.l1_loss(there, _sample(features, here, resolution).detach())

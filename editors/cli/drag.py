@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from editors.drag import DragResult, drag
 from editors.errors import DragError
 from editors.images import save_rgb
 from editors.latent_io import latent_metadata, load_latent, save_latent
+from editors.pivotal import base_fingerprint, tuned_for_latent
 from models import load_default, load_generator
 from models.jobs import Cancelled
 
@@ -100,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         )
     latent = load_latent(args.latent)
     generator = load_generator(args.model, args.device) if args.model else load_default(args.device)
+    # A latent from `project --pti` is dragged with the model tuned for its photo.
+    generator = tuned_for_latent(generator, latent)
     ws = latent.fitted(generator.num_ws, generator.w_dim)
     mask = read_mask(args.mask, generator.resolution) if args.mask else None
     out = Path(args.out)
@@ -116,10 +120,17 @@ def run(args: argparse.Namespace) -> int:
                 raise
             result, stopped = exc.partial, True
     save_rgb(result.image, out)
+    extra: dict[str, object] = {}
+    if latent.tuning_path is not None:
+        # The dragged latent only shows the picture with the same tuning: keep it beside it.
+        delta = out_latent.parent / latent.tuning_path.name
+        if delta.resolve() != latent.tuning_path.resolve():
+            shutil.copyfile(latent.tuning_path, delta)
+        extra["tuning"] = {**latent.metadata.get("tuning", {}), "file": delta.name}
     meta = latent_metadata(
-        model_name=generator.name, model_fingerprint=generator.fingerprint(), space="w+",
+        model_name=generator.name, model_fingerprint=base_fingerprint(generator), space="w+",
         source_latent=str(Path(args.latent).resolve()), steps=result.steps,
-        drag={"handles": handles, "targets": targets, "tracked": list(result.points)},
+        drag={"handles": handles, "targets": targets, "tracked": list(result.points)}, **extra,
     )  # fmt: skip
     save_latent(out_latent, result.ws, metadata=meta)
     where = ", ".join(f"({x:.0f}, {y:.0f})" for x, y in result.points)

@@ -216,3 +216,36 @@ def test_cli_bad_points_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_cli_drags_a_tuned_latent_with_its_tuning(tiny_checkpoint, tmp_path: Path) -> None:
+    from editors.latent_io import latent_metadata
+    from editors.pivotal import apply_delta, load_delta, save_delta, tune
+    from models import load_generator
+
+    checkpoint = tiny_checkpoint(32, seed=1)
+    generator = load_generator(checkpoint, "cpu")
+    ws = _latent(generator)
+    target = np.random.RandomState(0).randint(0, 255, (32, 32, 3), dtype=np.uint8)
+    tuning = tune(generator, target, ws, steps=2)
+    photo_dir, out_dir = tmp_path / "photo", tmp_path / "out"
+    photo_dir.mkdir()
+    save_delta(photo_dir / "latent.tuning.npz", tuning.delta)
+    meta = latent_metadata(
+        model_fingerprint=generator.fingerprint(), tuning={"file": "latent.tuning.npz"}
+    )
+    source = save_latent(photo_dir / "latent.npz", ws, metadata=meta)
+    out = out_dir / "dragged.png"
+    out_dir.mkdir()
+    code = main.main(
+        ["drag", str(source), "--model", str(checkpoint), "--handle", "12,16",
+         "--target", "14,16", "--steps", "2", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    latent = load_latent(out_dir / "dragged.npz")
+    assert latent.tuning_path == out_dir / "latent.tuning.npz" and latent.tuning_path.is_file()
+    tuned = apply_delta(generator, load_delta(latent.tuning_path))
+    dragged = latent.fitted(generator.num_ws, generator.w_dim)
+    # the picture is the tuned model's, not the base model's
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), _render(tuned, dragged))
+    assert not np.array_equal(_render(tuned, dragged), _render(generator, dragged))
