@@ -8,7 +8,7 @@ thread each (``torchrun --nproc_per_node 2 main.py train ... --threads 1``).
     python bench/train.py --jobs stylegan2 --presets small --resolutions 64 --layouts 1x1,2x1
     python bench/train.py --learn 5 --learn-images 2000     # 5-minute tiny run on real faces
 
-``--learn`` trains the tiny preset on UTKFace faces from /work/shared/data (or --learn-data) and
+``--learn`` trains the tiny preset on UTKFace faces from ../shared/data (or --learn-data) and
 prints the losses at the start and the end plus the sample grids to look at.
 """
 
@@ -359,7 +359,7 @@ def main() -> int:
     parser.add_argument(
         "--learn", type=float, default=0.0, help="minutes of the real-face learning run"
     )
-    parser.add_argument("--learn-data", default="/work/shared/data/utkface")
+    parser.add_argument("--learn-data", default=str(ROOT.parent / "shared" / "data" / "utkface"))
     parser.add_argument("--learn-images", type=int, default=2000)
     parser.add_argument("--learn-preset", default="tiny")
     parser.add_argument("--learn-resolution", type=int, default=32)

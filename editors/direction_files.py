@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,9 @@ from models.formats.npz import read_npz
 FILE_KIND = "latentstudio-directions"
 SCHEMA_VERSION = 1
 DIRECTIONS_SUFFIX = ".directions.json"
+# Provenance entries naming files (the labeller's classifier): stored relative to the directions
+# file, which sits beside its model, so a file records no machine's folders.
+PATH_FACTS = ("classifier",)
 
 
 class DirectionFileError(ValueError):
@@ -111,6 +115,11 @@ def save_directions(directions: DirectionSet, path: str | Path) -> Path:
     if not directions.directions:
         raise ValueError("there are no directions to save")
     data, vectors = directions_to_json(directions)
+    for entry in data["directions"]:
+        facts = entry["fitted_with"]
+        for key in PATH_FACTS:
+            if isinstance(facts.get(key), str) and Path(facts[key]).is_absolute():
+                facts[key] = Path(os.path.relpath(facts[key], json_path.parent)).as_posix()
     index = {
         "kind": FILE_KIND,
         "schema_version": SCHEMA_VERSION,

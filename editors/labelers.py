@@ -100,17 +100,9 @@ def camera_matrix(image_size: tuple[int, int]) -> np.ndarray:
     )
 
 
-def rotation_from_angles(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """R = Rz(roll) @ Ry(yaw) @ Rx(pitch) for angles in degrees (camera axes x right, y down)."""
-    y, p, r = (math.radians(v) for v in (yaw, pitch, roll))
-    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
-    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
-    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 def angles_from_rotation(rotation: np.ndarray) -> tuple[float, float, float]:
-    """Invert ``rotation_from_angles``: (yaw, pitch, roll) in degrees."""
+    """(yaw, pitch, roll) in degrees of R = Rz(roll) @ Ry(yaw) @ Rx(pitch) (camera axes x right,
+    y down)."""
     yaw = math.degrees(math.asin(max(-1.0, min(1.0, -rotation[2, 0]))))
     pitch = math.degrees(math.atan2(rotation[2, 1], rotation[2, 2]))
     roll = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))

@@ -271,6 +271,19 @@ def test_direction_files_round_trip(tmp_path) -> None:
         check_compatible(loaded, 32, "w")
 
 
+def test_saved_provenance_names_the_classifier_relative_to_the_file(tmp_path) -> None:
+    classifier = tmp_path / "runs" / "cls" / "classifier.safetensors"
+    facts = {"labeler": "classifier", "classifier": str(classifier), "margin": 0.1}
+    vector = np.eye(4, dtype=np.float32)[0]
+    directions = DirectionSet((Direction("smile", vector, fitted_with=facts),), fingerprint="f")
+    path = save_directions(directions, tmp_path / "models" / "m.directions.json")
+    recorded = load_directions(path)["smile"].fitted_with
+    assert recorded["classifier"] == "../runs/cls/classifier.safetensors"
+    assert (path.parent / recorded["classifier"]).resolve() == classifier.resolve()
+    assert str(tmp_path) not in path.read_text()
+    assert directions["smile"].fitted_with["classifier"] == str(classifier)  # the set is unchanged
+
+
 def test_broken_direction_files(tmp_path) -> None:
     with pytest.raises(DirectionFileError, match="file not found"):
         load_directions(tmp_path / "none.directions.json")
