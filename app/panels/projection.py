@@ -1,5 +1,8 @@
 """Photo projection panel: align a photo, watch the model find it, then edit it like any latent.
 
+One job runs the photo pipeline of ``editors.photo``: the encoder's guess, a short W pivot search
+and (by default) pivotal tuning around it, with per-stage progress; Cancel keeps the best so far.
+
 Alignment and projection run as ``Job``s. The projection uses the session's generator object from
 its worker thread while the render thread keeps rendering with it: ``editors.projection`` never
 writes to the generator (gradients only for its own latent, no synthesis cache, own noise
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -31,8 +35,18 @@ from app.errors import ErrorReport, show_error
 from app.widgets.image_view import ImageView
 from app.workers import Job, JobRegistry
 from editors.face_detection import DetectedFace
-from editors.photo import PhotoAlignment, align_photo, crop_photo, export_composite
-from editors.projection import ProjectionConfig, ProjectionResult, project
+from editors.photo import (
+    PIVOT,
+    TUNING,
+    PhotoAlignment,
+    PhotoInversion,
+    align_photo,
+    crop_photo,
+    export_composite,
+    invert_photo,
+)
+from editors.pivotal import TuningConfig
+from editors.projection import ProjectionConfig
 from editors.state import reset_edits
 from models.jobs import Progress
 
@@ -45,7 +59,7 @@ PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".
 PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
 VGG_HINT = (
     "VGG16 is not downloaded: projection uses the offline loss (pixel, SSIM, face identity). "
-    "File → Get models… fetches VGG16 for sharper results."
+    "File → Get models… fetches VGG16 (and LPIPS's weights) for sharper results."
 )
 
 
@@ -60,7 +74,7 @@ class ProjectionPanel(QWidget):
         self.session = session
         self.jobs = jobs
         self.photo: PhotoAlignment | None = None
-        self.result: ProjectionResult | None = None
+        self.result: PhotoInversion | None = None
         self.align_job: Job | None = None
         self.project_job: Job | None = None
         self._build()
@@ -99,12 +113,28 @@ class ProjectionPanel(QWidget):
         self.steps_spin = QSpinBox()
         self.steps_spin.setObjectName("projectionSteps")
         self.steps_spin.setRange(1, 100000)
-        self.steps_spin.setValue(defaults.steps)
+        self.steps_spin.setValue(PIVOT.steps)
+        self.steps_spin.setToolTip(
+            f"Latent search steps (without tuning {defaults.steps} is usual)"
+        )
         form.addRow("Steps", self.steps_spin)
+        self.tune_check = QCheckBox("Tune the model to the photo (PTI)")
+        self.tune_check.setObjectName("projectionTune")
+        self.tune_check.setChecked(True)
+        self.tune_check.setToolTip(
+            "Pivotal tuning: after an editable W latent is found, adjust the model a little so "
+            "it draws the photo faithfully; edits keep working."
+        )
+        form.addRow(self.tune_check)
+        self.tune_spin = QSpinBox()
+        self.tune_spin.setObjectName("projectionTuneSteps")
+        self.tune_spin.setRange(1, 100000)
+        self.tune_spin.setValue(TUNING.steps)
+        form.addRow("Tuning steps", self.tune_spin)
         self.space_combo = QComboBox()
         self.space_combo.setObjectName("projectionSpace")
-        self.space_combo.addItem("W+ (one latent per layer: closer)", "w+")
         self.space_combo.addItem("W (one latent: easier to edit)", "w")
+        self.space_combo.addItem("W+ (one latent per layer: closer)", "w+")
         form.addRow("Space", self.space_combo)
         self.loss_combo = QComboBox()
         self.loss_combo.setObjectName("projectionLossChoice")
@@ -147,11 +177,21 @@ class ProjectionPanel(QWidget):
         self.compare_button.setCheckable(True)
         self.compare_button.setToolTip("Show the photo instead of the edit on the canvas")
         self.compare_button.toggled.connect(self._on_compare_toggled)
+        self.recon_button = QPushButton("Reconstruction")
+        self.recon_button.setObjectName("projectionReconstruction")
+        self.recon_button.setCheckable(True)
+        self.recon_button.setToolTip("Show the unedited reconstruction on the canvas")
+        self.recon_button.toggled.connect(self._on_reconstruction_toggled)
         self.export_button = QPushButton("Export into photo…")
         self.export_button.setObjectName("projectionExport")
         self.export_button.setToolTip("Save the edited face blended into the original photo")
         self.export_button.clicked.connect(self.choose_export_destination)
-        for button in (self.crop_button, self.compare_button, self.export_button):
+        for button in (
+            self.crop_button,
+            self.compare_button,
+            self.recon_button,
+            self.export_button,
+        ):
             more.addWidget(button)
         layout.addLayout(more)
         layout.addStretch(1)
@@ -172,17 +212,25 @@ class ProjectionPanel(QWidget):
         self.crop_button.setEnabled(not busy)
         self.face_combo.setEnabled(not busy and self.face_combo.count() > 1)
         self.compare_button.setEnabled(has_face)
+        self.recon_button.setEnabled(self.result is not None)
         self.export_button.setEnabled(self.result is not None and not busy)
-        for widget in (self.steps_spin, self.space_combo, self.loss_combo):
+        for widget in (self.steps_spin, self.space_combo, self.loss_combo, self.tune_check):
             widget.setEnabled(not busy)
 
     def config(self) -> ProjectionConfig:
-        """The settings shown in the panel."""
-        return ProjectionConfig(
+        """The latent-search settings shown in the panel."""
+        return PIVOT.replace(
             steps=self.steps_spin.value(),
             space=self.space_combo.currentData(),
             loss=self.loss_combo.currentData(),
         )
+
+    def tuning(self) -> TuningConfig | None:
+        """The tuning settings, or None when tuning is off (or the model cannot be tuned)."""
+        generator = self.session.generator
+        if not self.tune_check.isChecked() or getattr(generator, "kind", "") != "stylegan2":
+            return None
+        return TUNING.replace(steps=self.tune_spin.value(), loss=self.loss_combo.currentData())
 
     # -- photo ------------------------------------------------------------------------------
     def choose_photo(self) -> None:
@@ -286,20 +334,19 @@ class ProjectionPanel(QWidget):
             return None
         if self.project_job is not None and self.project_job.is_running:
             return self.project_job
-        config = self.config()
-        self.progress.setRange(0, config.steps)
+        config, tuning = self.config(), self.tuning()
+        self.progress.setRange(0, config.steps + (tuning.steps if tuning is not None else 0))
         self.progress.setValue(0)
         self.loss_hint.setText("")
+        # Tuning starts from the model as loaded, not from an earlier photo's tuning.
+        generator = self.session.base_generator or generator
         job = Job(
-            f"Projection of {self.photo.path.name} failed",
-            project,
-            generator,
-            self.photo.aligned,
-            config=config,
-        )
+            f"Projection of {self.photo.path.name} failed", invert_photo, generator,
+            self.photo.aligned, projection=config, tuning=tuning,
+        )  # fmt: skip
         job.progressed.connect(self._on_progress)
         job.succeeded.connect(lambda result: self._on_projected(result, generator))
-        job.cancelled.connect(self._on_cancelled)
+        job.cancelled.connect(lambda partial: self._on_cancelled(partial, generator))
         job.failed.connect(self._on_job_failed)
         job.done.connect(self.refresh)
         self.project_job = job
@@ -317,25 +364,32 @@ class ProjectionPanel(QWidget):
     def _on_progress(self, progress: Progress) -> None:
         self.progress.setValue(progress.step)
         loss = progress.metrics.get("loss")
-        text = f"Step {progress.step} / {progress.total}"
+        text = f"{progress.message.capitalize()} (step {progress.step} / {progress.total})"
         if loss is not None:
             text += f" — loss {loss:.4f}"
         self.step_label.setText(text)
         if progress.preview is not None:
             self.live_view.set_rgb(progress.preview)
 
-    def _on_projected(self, result: ProjectionResult, generator: object) -> None:
-        self.result = result
-        self.live_view.set_rgb(result.image)
-        hint = VGG_HINT if not result.loss_name.startswith("vgg16") else ""
+    def _on_projected(self, result: PhotoInversion, generator: object) -> None:
+        projection = result.projection
+        hint = VGG_HINT if not projection.loss_name.startswith("vgg16") else ""
+        tuned = f" (pivot {projection.psnr:.1f} dB, tuned)" if result.tuning is not None else ""
         self.loss_hint.setText(
-            f"Loss: {result.loss_name}. PSNR {result.psnr:.1f} dB, "
-            f"SSIM {result.ssim:.3f}. {hint}".strip()
+            f"Loss: {projection.loss_name}. PSNR {result.psnr:.1f} dB{tuned}. {hint}".strip()
         )
-        self.step_label.setText(f"Done: {result.steps} steps in {result.seconds:.0f} s.")
-        if self.session.generator is not generator:
+        steps = projection.steps + (result.tuning.steps if result.tuning is not None else 0)
+        self.step_label.setText(f"Done: {steps} steps in {result.seconds:.0f} s.")
+        self._apply(result, generator)
+
+    def _apply(self, result: PhotoInversion, generator: object) -> None:
+        if (self.session.base_generator or self.session.generator) is not generator:
             self.step_label.setText("The model changed during projection; result not applied.")
             return
+        self.result = result
+        self.live_view.set_rgb(result.image)
+        tuning = result.tuning
+        self.session.set_tuning(result.generator, tuning.delta if tuning is not None else None)
         name = self.photo.path.name if self.photo is not None else "photo"
         # A new photo starts from clean sliders (one undo step brings the old edits back).
         self.session.propose(
@@ -344,9 +398,14 @@ class ProjectionPanel(QWidget):
         )
         self.session.seal()
 
-    def _on_cancelled(self, partial: object) -> None:
-        steps = partial.steps if isinstance(partial, ProjectionResult) else 0
-        self.step_label.setText(f"Cancelled after {steps} steps; the edit is unchanged.")
+    def _on_cancelled(self, partial: object, generator: object) -> None:
+        if not isinstance(partial, PhotoInversion):
+            self.step_label.setText("Cancelled; the edit is unchanged.")
+            return
+        projection = partial.projection
+        steps = projection.steps + (partial.tuning.steps if partial.tuning is not None else 0)
+        self._apply(partial, generator)
+        self.step_label.setText(f"Cancelled after {steps} steps; kept the best so far.")
 
     def _on_job_failed(self, report: ErrorReport) -> None:
         self.step_label.setText(report.message)
@@ -357,8 +416,16 @@ class ProjectionPanel(QWidget):
     # -- compare and export -----------------------------------------------------------------
     def _on_compare_toggled(self, checked: bool) -> None:
         if checked and self.photo is not None and self.photo.aligned is not None:
+            self.recon_button.setChecked(False)
             self.compare_changed.emit(np.asarray(self.photo.aligned.image))
-        else:
+        elif not self.recon_button.isChecked():
+            self.compare_changed.emit(None)
+
+    def _on_reconstruction_toggled(self, checked: bool) -> None:
+        if checked and self.result is not None:
+            self.compare_button.setChecked(False)
+            self.compare_changed.emit(self.result.image)
+        elif not self.compare_button.isChecked():
             self.compare_changed.emit(None)
 
     def choose_export_destination(self) -> None:
@@ -377,9 +444,10 @@ class ProjectionPanel(QWidget):
         frame = self.session.last_frame
         if self.photo is None or self.photo.aligned is None or frame is None:
             return None
+        reference = self.result.image if self.result is not None else None
         job = Job(
             f"Could not export {path.name}", export_composite, self.photo.path, self.photo.aligned,
-            np.asarray(frame.result.rgb), path,
+            np.asarray(frame.result.rgb), path, reference,
         )  # fmt: skip
         job.succeeded.connect(lambda paths: self.step_label.setText(f"Exported {paths[0].name}"))
         job.failed.connect(self._on_job_failed)

@@ -31,6 +31,7 @@ def test_dropped_photo_is_projected_and_becomes_the_edit(
     window = make_main_window(tiny_checkpoint())
     panel = window.projection_panel
     panel.findChild(QSpinBox, "projectionSteps").setValue(15)
+    panel.findChild(QSpinBox, "projectionTuneSteps").setValue(10)
     photo = tmp_path / "me.png"
     shutil.copy(shared_path(*PHOTO), photo)
     entries = window.session.undo_stack.count()
@@ -38,9 +39,9 @@ def test_dropped_photo_is_projected_and_becomes_the_edit(
     with qtbot.waitSignal(window.jobs.job_added, timeout=5000):
         drop_on(window.canvas, photo)
     assert window.panel_tabs.currentWidget() is panel
-    qtbot.waitUntil(lambda: panel.project_job is not None, timeout=30000)
+    qtbot.waitUntil(lambda: panel.project_job is not None, timeout=90000)
     panel.project_job.progressed.connect(lambda p: previews.append(p.preview))
-    qtbot.waitUntil(lambda: panel.result is not None, timeout=60000)
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=180000)
     result = panel.result
     # The projected latent is the current edit, as one undo entry named after the photo.
     assert window.session.undo_stack.count() == entries + 1
@@ -68,6 +69,16 @@ def test_dropped_photo_is_projected_and_becomes_the_edit(
     )
     compare.click()
     np.testing.assert_array_equal(qimage_to_rgb(window.canvas.image()), result.image)
+    # Tuning is on by default: the canvas renders with the tuned model, the reconstruction
+    # toggle shows it.
+    session = window.session
+    assert result.tuning is not None and session.tuning is result.tuning.delta
+    assert session.base_generator is not None and session.generator is not session.base_generator
+    assert session.fingerprint() == session.base_generator.fingerprint()
+    recon = panel.findChild(QPushButton, "projectionReconstruction")
+    recon.click()
+    np.testing.assert_array_equal(qimage_to_rgb(window.canvas.image()), result.image)
+    recon.click()
     # Undo returns to the seed image.
     window.session.undo_stack.undo()
     assert window.session.state.base_ws is None
@@ -85,10 +96,21 @@ def test_dropped_photo_is_projected_and_becomes_the_edit(
     shot.save(str(tmp_path / "projection.png"))
     pixels = qimage_to_rgb(shot.toImage())
     assert pixels.std() > 10
+    # A saved session brings the tuning back.
+    saved = session.save_to(tmp_path / "me.lsession")
+    session.set_tuning(None, None)
+    qtbot.waitUntil(lambda: session.base_generator is None and session.tuning is None)
+    session.open_from(saved)
+    assert session.tuning is not None and session.base_generator is not None
+    qtbot.waitUntil(
+        lambda: session.last_frame is not None and session.last_frame.result.state is session.state,
+        timeout=20000,
+    )
+    np.testing.assert_array_equal(session.last_frame.result.rgb, result.image)
 
 
 @pytest.mark.needs_shared
-def test_cancel_mid_run_leaves_the_edit_alone(
+def test_cancel_mid_run_keeps_the_best_so_far(
     make_main_window, tiny_checkpoint, qtbot, tmp_path: Path
 ) -> None:
     window = make_main_window(tiny_checkpoint())
@@ -96,7 +118,7 @@ def test_cancel_mid_run_leaves_the_edit_alone(
     panel.findChild(QSpinBox, "projectionSteps").setValue(100000)
     state, entries = window.session.state, window.session.undo_stack.count()
     window.open_photo(shared_path(*PHOTO))
-    qtbot.waitUntil(lambda: panel.project_job is not None, timeout=30000)
+    qtbot.waitUntil(lambda: panel.project_job is not None, timeout=90000)
     job = panel.project_job
     qtbot.waitUntil(lambda: panel.progress.value() >= 3, timeout=30000)
     cancel = panel.findChild(QPushButton, "projectionCancel")
@@ -104,9 +126,10 @@ def test_cancel_mid_run_leaves_the_edit_alone(
     with qtbot.waitSignal(job.cancelled, timeout=10000):
         cancel.click()
     qtbot.waitUntil(lambda: not job.is_running, timeout=5000)
-    assert "Cancelled after" in panel.step_label.text()
-    assert window.session.state is state and window.session.undo_stack.count() == entries
-    assert panel.result is None
+    assert "kept the best so far" in panel.step_label.text()
+    assert window.session.state is not state and window.session.undo_stack.count() == entries + 1
+    assert panel.result is not None and panel.result.projection.cancelled
+    np.testing.assert_array_equal(window.session.state.base_ws, panel.result.ws)
     qtbot.waitUntil(panel.findChild(QPushButton, "projectionStart").isEnabled, timeout=5000)
 
 
@@ -116,6 +139,7 @@ def test_no_face_offers_a_centre_crop(
     window = make_main_window(tiny_checkpoint())
     panel = window.projection_panel
     panel.findChild(QSpinBox, "projectionSteps").setValue(3)
+    panel.findChild(QSpinBox, "projectionTuneSteps").setValue(3)
     Image.new("RGB", (80, 60), (120, 60, 30)).save(tmp_path / "wall.png")
     job = window.open_photo(tmp_path / "wall.png")
     qtbot.waitUntil(lambda: not job.is_running and panel.photo is not None, timeout=20000)
