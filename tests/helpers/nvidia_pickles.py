@@ -8,9 +8,9 @@ module_src, class_name, state}``, where ``state`` is the module's ``__dict__`` (
 ``dnnlib.util.EasyDict``). The embedded ``module_src`` is a payload that would create a marker
 file if anything executed it.
 
-Also: ``naive_mapping``/``naive_synthesis``/``naive_discriminator`` compute NVIDIA's forward pass
-on NVIDIA-named tensors from the definitions, one sample at a time, sharing no code with
-``models/``.
+NVIDIA's forward pass computed from the definitions is ``tests/helpers/nvidia_reference.py``;
+TF-era pickles are ``tests/helpers/nvidia_tf.py``; outputs of NVIDIA's own code are the golden
+files in ``tests/golden/``.
 """
 
 from __future__ import annotations
