@@ -40,6 +40,7 @@ from app.widgets.image_view import ImageView
 from app.window_panels import PanelHostMixin
 from app.workers import Job, JobRegistry
 from editors.images import save_rgb
+from editors.session_io import SESSION_FILTER, SESSION_SUFFIX
 from editors.state import EditState
 from models.formats import load_generator_job
 from models.runtime import device_label
@@ -487,7 +488,7 @@ class MainWindow(PanelHostMixin, QMainWindow):
     def choose_session_destination(self) -> None:
         """Ask where to save the session and save it."""
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save session", "edit.lsession", "Sessions (*.lsession)"
+            self, "Save session", f"edit{SESSION_SUFFIX}", SESSION_FILTER
         )
         if path:
             self.save_session(Path(path))
@@ -505,7 +506,7 @@ class MainWindow(PanelHostMixin, QMainWindow):
     def choose_session_to_open(self) -> None:
         """Ask for a session file and open it."""
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open session", "", "Sessions (*.lsession);;All files (*)"
+            self, "Open session", "", f"{SESSION_FILTER};;All files (*)"
         )
         if path:
             self.open_session(Path(path))

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from editors.session_io import SESSION_FILTER, SESSION_SUFFIX
+
 if TYPE_CHECKING:
     from app.main_window import MainWindow
 
@@ -56,7 +58,7 @@ class UnsavedEditsGuard(QObject):
             self.window.close()
         elif answer == Button.Save:
             path, _ = QFileDialog.getSaveFileName(
-                self.window, "Save session", "edit.lsession", "Sessions (*.lsession)"
+                self.window, "Save session", f"edit{SESSION_SUFFIX}", SESSION_FILTER
             )
             if path and self.window.save_session(Path(path)):
                 self.window.close()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 FILE_KIND = "latentstudio-session"
 SCHEMA_VERSION = 1
 SESSION_SUFFIX = ".lsession"
+SESSION_FILTER = f"Sessions (*{SESSION_SUFFIX})"  # for file dialogs
 TUNING_PREFIX = "tuning/"  # arrays of the pivotal-tuning delta (editors.pivotal)
 
 

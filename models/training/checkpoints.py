@@ -110,11 +110,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     Raises:
         CheckpointError: unreadable, truncated or not a training checkpoint.
     """
+    from models.formats import check_torch_zip, describe_torch_error
+
+    check_torch_zip(path)  # member sizes first: a small file must not inflate to gigabytes
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged zips; all mean "unreadable"
         raise CheckpointError(
-            path, f"unreadable training checkpoint ({type(exc).__name__}: {exc})"
+            path, f"unreadable training checkpoint: {describe_torch_error(exc)}"
         ) from exc
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(path, "not a Latent Studio training checkpoint")
