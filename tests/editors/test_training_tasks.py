@@ -75,9 +75,7 @@ def test_cli_offers_each_task_with_its_options(capsys: pytest.CaptureFixture[str
 
 
 def test_run_binds_the_face_aligner_only_when_asked(tmp_path: Path) -> None:
-    task = dataclasses.replace(
-        TRAINING_TASKS["stylegan2"], runner=f"{__name__}:recording_runner"
-    )
+    task = dataclasses.replace(TRAINING_TASKS["stylegan2"], runner=f"{__name__}:recording_runner")
     assert isinstance(task, TrainingTask)
     CALLS.clear()
     plain = StyleGAN2Config(data="photos", resolution=32)
