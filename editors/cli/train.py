@@ -266,7 +266,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "feature_max": (1, 8192),
     "width": (1, 8192),
     "batch_size": (1, 65536),
-    "num_samples": (1, 10_000_000),
+    "num_samples": (0, 10_000_000),  # 0: no sample grid (classifiers)
     "threads": (0, 1024),
     "keep_checkpoints": (1, 1_000_000),
 }
