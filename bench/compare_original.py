@@ -104,10 +104,10 @@ def render_rows(model, resolutions, batches, repeats_for) -> list[tuple]:
                 ws = ours.broadcast(ours.mapping(z, truncation_psi=0.7))
             images = {}
 
-            def run_original(ws=ws):
+            def run_original(ws=ws, images=images, original=original, noise=noise):
                 images["original"] = original([ws], input_is_latent=True, noise=noise)[0]
 
-            def run_ours(ws=ws):
+            def run_ours(ws=ws, images=images, ours=ours):
                 images["ours"] = ours.synthesis(ws, noise_mode="const")
 
             with torch.inference_mode():
@@ -124,7 +124,6 @@ def render_rows(model, resolutions, batches, repeats_for) -> list[tuple]:
                 )
             )
             print_row(*rows[-1])
-        del ours, original
     return rows
 
 
@@ -144,33 +143,27 @@ def projection_rows(model, resolutions, repeats_for) -> list[tuple]:
             ws0 = ours.broadcast(ours.mapping(torch.randn(1, 512), truncation_psi=0.7))
             target = ours.synthesis(ours.broadcast(ours.mapping(torch.randn(1, 512))))
         size = min(resolution, 256)
+        target = F.interpolate(target, size=(size, size), mode="area")
+        grads: dict[str, torch.Tensor] = {}
+        renders = {
+            "original": lambda ws, m=original, n=noise: m([ws], input_is_latent=True, noise=n)[0],
+            "ours": lambda ws, m=ours: m.synthesis(ws, noise_mode="const"),
+        }
 
-        def loss_of(images):
+        def step(name, ws0=ws0, target=target, size=size, grads=grads, renders=renders):
+            ws = ws0.clone().requires_grad_(True)
+            images = renders[name](ws)
             if images.shape[-1] > size:
                 images = F.interpolate(images, size=(size, size), mode="area")
-                return F.mse_loss(images, small_target)
-            return F.mse_loss(images, target)
-
-        small_target = F.interpolate(target, size=(size, size), mode="area")
-        grads = {}
-
-        def step(name, render):
-            ws = ws0.clone().requires_grad_(True)
-            loss_of(render(ws)).backward()
+            F.mse_loss(images, target).backward()
             grads[name] = ws.grad
 
-        runs = {
-            "original": lambda: step(
-                "original", lambda ws: original([ws], input_is_latent=True, noise=noise)[0]
-            ),
-            "ours": lambda: step("ours", lambda ws: ours.synthesis(ws, noise_mode="const")),
-        }
+        runs = {name: (lambda name=name: step(name)) for name in renders}
         ms = interleaved(runs, repeats_for(resolution, 1))
         scale = grads["original"].abs().max().item()
         diff = (grads["original"] - grads["ours"]).abs().max().item() / max(scale, 1e-30)
         rows.append((f"projection step {resolution}px", ms["original"], ms["ours"], diff))
         print_row(*rows[-1], diff_note="(grad, relative)")
-        del ours, original
     return rows
 
 
@@ -183,9 +176,9 @@ class TrainStep:
 
         self.generate, self.G, self.D, self.batch = generate, generator, discriminator, batch
         g_ratio, d_ratio = 4 / 5, 16 / 17  # lazy-regularisation corrections of train.py
-        self.g_opt = torch.optim.Adam(generator.parameters(), 0.002 * g_ratio, (0, 0.99**g_ratio))
+        self.g_opt = torch.optim.Adam(generator.parameters(), 0.002 * g_ratio, (0.0, 0.99**g_ratio))
         self.d_opt = torch.optim.Adam(
-            discriminator.parameters(), 0.002 * d_ratio, (0, 0.99**d_ratio)
+            discriminator.parameters(), 0.002 * d_ratio, (0.0, 0.99**d_ratio)
         )
         self.mean_path_length = 0.0
 
@@ -295,7 +288,8 @@ def train_rows(model, resolution: int, batch: int, repeats: int) -> list[tuple]:
         f"{ips['ours'] / ips['original']:>7.2f}x  (img/s: higher is better)",
         flush=True,
     )
-    rows.append((f"train {resolution}px b{batch}: amortised ms/step", total["original"], total["ours"], None))
+    label = f"train {resolution}px b{batch}: amortised ms/step"
+    rows.append((label, total["original"], total["ours"], None))
     return rows
 
 
@@ -332,7 +326,8 @@ def main() -> int:
     only = set(args.only or ["render", "projection", "train"])
 
     def repeats_for(resolution: int, batch: int) -> int:
-        return max(1, args.repeats // 3) if resolution * resolution * batch >= 1024**2 else args.repeats
+        big = resolution * resolution * batch >= 1024**2
+        return max(1, args.repeats // 3) if big else args.repeats
 
     with tempfile.TemporaryDirectory() as workdir:
         model = import_original(args.original.resolve(), Path(workdir))
@@ -343,12 +338,11 @@ def main() -> int:
         print(f"{'':<34} {'original ms':>12} {'project ms':>12} {'ratio':>8}  max |diff|")
         if "render" in only:
             for resolution in args.resolutions:
-                batches = [
-                    b for b in args.batches if resolution < 1024 or b == 1 or args.big_batch
-                ]
+                batches = [b for b in args.batches if resolution < 1024 or b == 1 or args.big_batch]
                 render_rows(model, [resolution], batches, repeats_for)
         if "projection" in only:
-            projection_rows(model, [r for r in args.resolutions if r >= 256] or args.resolutions, repeats_for)
+            sizes = [r for r in args.resolutions if r >= 256] or args.resolutions
+            projection_rows(model, sizes, repeats_for)
         if "train" in only:
             train_rows(model, args.train_resolution, args.train_batch, max(2, args.repeats // 2))
     return 0

@@ -450,7 +450,7 @@ class StyleGAN2Generator(Generator):
 
         for block in range(start, last_block + 1):
             if block == 0:
-                x = self.input(batch)
+                x = self.input(batch).contiguous(memory_format=self._memory_format(ws))
                 x = self.conv1(x, ws[:, 0], maps[0], offset(0, 0))
                 x = self._hooked(feature_hook, block, x)
                 if self.arch == "skip":
@@ -474,6 +474,15 @@ class StyleGAN2Generator(Generator):
                 cache.blocks.append(_CachedBlock(ws[:, rows[block]].clone(), x, skip))
         assert skip is not None
         return skip
+
+    @staticmethod
+    def _memory_format(ws: torch.Tensor) -> torch.memory_format:
+        # NHWC lets oneDNN skip its layout reorders around every convolution (measured ~10%
+        # faster on an AVX2 CPU; its depthwise blur several times faster); on GPUs it pays
+        # only with half-precision tensor cores.
+        if ws.device.type == "cpu" or ws.dtype in (torch.float16, torch.bfloat16):
+            return torch.channels_last
+        return torch.contiguous_format
 
     @staticmethod
     def _hooked(hook: FeatureHook | None, block: int, x: torch.Tensor) -> torch.Tensor:
