@@ -148,12 +148,15 @@ def load_directions(path: str | Path) -> DirectionSet:
         raise DirectionFileError(json_path, "file not found")
     try:
         index = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise DirectionFileError(json_path, f"not a readable JSON file ({exc})") from exc
     if not isinstance(index, dict) or index.get("kind") != FILE_KIND:
         raise DirectionFileError(json_path, "not a Latent Studio direction file")
-    if int(index.get("schema_version", 0)) > SCHEMA_VERSION:
-        raise DirectionFileError(json_path, "written by a newer version of the app")
+    version = index.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise DirectionFileError(
+            json_path, f"written by a newer version of the app ({version!r:.20})"
+        )
     npz_path = json_path.with_name(str(index.get("vectors_file") or npz_path.name))
     if not npz_path.is_file():
         raise DirectionFileError(npz_path, "vector file not found (it belongs beside the .json)")

@@ -74,6 +74,8 @@ def read_pickle(path: Path, should_stop: Callable[[], bool] | None = None) -> An
             path,
             f"unsafe or unsupported pickle: it asks for {exc.global_name}; nothing from it was run",
         ) from exc
+    except InterruptedError:
+        raise  # should_stop asked to stop: the caller cancels
     except OSError as exc:
         raise CheckpointError(path, f"cannot be read ({exc.strerror or exc})") from exc
     except pickle.UnpicklingError as exc:
