@@ -202,6 +202,7 @@ def render_layers(
     base_ws: torch.Tensor,
     base_offsets: Mapping[int, torch.Tensor],
     layers: Sequence[LayerRender],
+    region_layers: Callable[[torch.Tensor], Sequence[LayerRender]] | None = None,
 ) -> torch.Tensor:
     """The picture with every masked layer stacked on the unmasked one.
 
@@ -211,6 +212,8 @@ def render_layers(
         base_ws: [1, num_ws, w_dim] the unmasked latent (global edits included).
         base_offsets: the unmasked style offsets.
         layers: the masked layers, bottom first.
+        region_layers: called with the unmasked picture; the layers it returns (whose masks
+            come from that picture's landmarks) go below ``layers``.
 
     Returns:
         Images [1, 3, H, W] in [-1, 1].
@@ -221,6 +224,8 @@ def render_layers(
         features[block] = x
 
     result = synthesis(base_ws, style_offsets=dict(base_offsets) or None, feature_hook=record)
+    if region_layers is not None:
+        layers = [*region_layers(result), *layers]
     for layer in layers:
         mask = layer.mask.to(result.device, result.dtype)
 
@@ -243,57 +248,111 @@ def render_layers(
     return result
 
 
+# Landmarks of recent unedited pictures: a slider drag re-renders the same base many times.
+_LANDMARKS: dict[bytes, Any] = {}
+LandmarkFinder = Callable[[np.ndarray], "np.ndarray | None"]
+
+
+def cached_landmarks(rgb: np.ndarray, finder: LandmarkFinder | None = None) -> np.ndarray | None:
+    """``regions.face_landmarks(rgb)``, remembered for the last few pictures."""
+    import hashlib
+
+    from editors.regions import face_landmarks
+
+    key = hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).digest()
+    if key not in _LANDMARKS:
+        if len(_LANDMARKS) > 32:
+            _LANDMARKS.clear()
+        _LANDMARKS[key] = (finder or face_landmarks)(rgb)
+    return _LANDMARKS[key]
+
+
+def _nearest_block(generator: Any, resolution: int) -> int:
+    resolutions = list(generator.block_resolutions())
+    return min(range(len(resolutions)), key=lambda i: abs(resolutions[i] - resolution))
+
+
 def local_synthesis(
-    generator: Any, state: EditState | None, ws: torch.Tensor, **options: Any
+    generator: Any,
+    state: EditState | None,
+    ws: torch.Tensor,
+    *,
+    landmarks: LandmarkFinder | None = None,
+    **options: Any,
 ) -> torch.Tensor:
     """``generator.synthesis(ws, **options)`` plus ``state``'s style-channel and masked edits.
 
     ``ws`` [1, num_ws, w_dim] is the latent with the state's W edits resolved
     (``state.resolve_ws``). Without style or masked edits this is the plain synthesis.
+    Localized sliders with a landmark region are blended inside that region of the picture;
+    when no face is found they act on the whole picture.
+
+    Args:
+        landmarks: finds 68 landmarks in an RGB picture (default ``regions.face_landmarks``).
 
     Raises:
         ValueError: style or masked edits on a model without style space (ProGAN).
     """
-    from editors.state import resolve_masked, resolve_styles
-    from editors.stylespace import offsets_for
+    from editors.regions import region_mask
+    from editors.state import resolve_masked, resolve_regions, resolve_styles
+    from editors.stylespace import add_amounts, offsets_for
+    from models.generator import to_rgb_u8
 
     if state is None:
         return generator.synthesis(ws, **options)
     styles = resolve_styles(state)
     masked = resolve_masked(state, ws[0].float().cpu().numpy())
-    if not styles and not masked:
+    regions = resolve_regions(state)
+    if not styles and not masked and not regions:
         return generator.synthesis(ws, **options)
     if not hasattr(generator, "style_layers"):
         raise ValueError("style-channel and masked edits need a StyleGAN2 model")
     layers = generator.style_layers()
     device = ws.device
     options.pop("cache", None)  # offsets and hooks bypass the activation cache
-    if options.get("noise_mode") == "random" and masked:
+    if options.get("noise_mode") == "random" and (masked or regions):
         # One draw for every layer of the stack, so the noise does not differ outside the mask.
         options["noise"] = [
             torch.randn(1, 1, *buffer.shape[2:], device=device)
             for buffer in generator.noise_buffers()
         ]
     base_offsets = offsets_for(styles, layers, device)
-    if not masked:
+    if not masked and not regions:
         return generator.synthesis(ws, style_offsets=base_offsets, **options)
-    resolutions = list(generator.block_resolutions())
     renders = []
     for edit, edit_ws, edit_styles in masked:
-        block = min(
-            range(len(resolutions)), key=lambda i: abs(resolutions[i] - edit.block_resolution)
-        )
         mask = torch.from_numpy(edit.soft_mask(generator.resolution)).to(device)
         renders.append(
             LayerRender(
                 torch.from_numpy(edit_ws)[None].to(device, ws.dtype),
                 offsets_for(edit_styles, layers, device),
                 mask,
-                block,
+                _nearest_block(generator, edit.block_resolution),
             )
         )
+
+    def region_layers(picture: torch.Tensor) -> list[LayerRender]:
+        rgb = to_rgb_u8(picture)[0]
+        points = cached_landmarks(rgb, landmarks)
+        size = picture.shape[-1]
+        found = []
+        for direction, amounts in regions:
+            if points is None:
+                soft = np.ones((size, size), np.float32)  # no face: the slider acts everywhere
+            else:
+                hard = region_mask(direction.mask_region, points, size, direction.mask_grow)
+                soft = feathered(hard.astype(np.float32), direction.feather * size)
+            found.append(
+                LayerRender(
+                    ws,
+                    offsets_for(add_amounts(styles, amounts), layers, device),
+                    torch.from_numpy(soft).to(device),
+                    _nearest_block(generator, direction.block_resolution),
+                )
+            )
+        return found
 
     def synthesis(latent: torch.Tensor, **extra: Any) -> torch.Tensor:
         return generator.synthesis(latent, **options, **extra)
 
-    return render_layers(synthesis, ws, base_offsets, renders)
+    return render_layers(synthesis, ws, base_offsets, renders, region_layers)

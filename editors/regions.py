@@ -176,3 +176,22 @@ def intended_mask(region: str, landmarks: npt.ArrayLike, size: int | tuple[int, 
     if region == "eyes":
         return masks["eyes"] | masks["brows"]
     return masks[region]
+
+
+def region_mask(
+    region: str, landmarks: npt.ArrayLike, size: int | tuple[int, int], grow: float = 1.0
+) -> np.ndarray:
+    """Boolean mask of ``region`` ("mouth", "eyes", "lower face", ...) with its hull grown.
+
+    ``grow`` scales the hull of the region's own points about their centre ("mouth", "eyes",
+    "nose"); the composite regions ("lower face", "face", "hair/top") ignore it.
+    """
+    points = np.asarray(landmarks, np.float64)
+    shape = (size, size) if isinstance(size, int) else tuple(size)
+    own = {"mouth": (MOUTH,), "eyes": (LEFT_EYE, RIGHT_EYE), "nose": (NOSE,)}
+    if region in own:
+        mask = np.zeros(shape, bool)
+        for group in own[region]:
+            mask |= _scaled_hull(points[list(group)], shape, grow)
+        return mask
+    return intended_mask(region, points, shape)

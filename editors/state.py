@@ -287,8 +287,13 @@ def _shift_attributes(
 
 
 def _attribute_styles(
-    state: EditState, amounts: Mapping[str, float], directions: DirectionSet | None
+    state: EditState,
+    amounts: Mapping[str, float],
+    directions: DirectionSet | None,
+    *,
+    regional: bool = False,
 ) -> dict[StyleKey, float]:
+    # regional=False leaves out the sliders blended inside a landmark region (resolve_regions).
     local = localized_names(state, directions)
     if not local or directions is None:
         return {}
@@ -296,9 +301,25 @@ def _attribute_styles(
     parts = [
         styles[name].amounts(amount / directions[name].scale)
         for name, amount in _ordered(amounts, directions)
-        if name in local
+        if name in local and (regional or not styles[name].mask_region)
     ]
     return add_amounts(*parts)
+
+
+def resolve_regions(
+    state: EditState, *, directions: DirectionSet | None = None
+) -> list[tuple[Any, dict[StyleKey, float]]]:
+    """Localized sliders blended inside a landmark region: (style direction, its offsets)."""
+    directions = directions if directions is not None else state.directions
+    local = localized_names(state, directions)
+    if not local or directions is None:
+        return []
+    styles = directions.styles  # type: ignore[attr-defined]
+    return [
+        (styles[name], styles[name].amounts(amount / directions[name].scale))
+        for name, amount in _ordered(state.attribute_amounts, directions)
+        if name in local and styles[name].mask_region
+    ]
 
 
 def resolve_styles(
@@ -331,7 +352,7 @@ def resolve_masked(
         styles = add_amounts(
             base_styles,
             edit.style_amounts,
-            _attribute_styles(state, edit.attribute_amounts, directions),
+            _attribute_styles(state, edit.attribute_amounts, directions, regional=True),
         )
         layers.append((edit, ws, styles))
     return layers

@@ -126,6 +126,12 @@ class StyleDirection:
     region: str = ""  # where it is meant to act, e.g. "lower face"
     metrics: Mapping[str, float] = field(default_factory=dict)  # measured locality etc.
     fitted_with: Mapping[str, object] = field(default_factory=dict)
+    # Blended only inside this landmark region of the picture (``regions.region_mask``), for
+    # models whose channels are not local by themselves; "" = applied everywhere.
+    mask_region: str = ""
+    mask_grow: float = 1.0  # the region's hull scaled about its centre
+    feather: float = 0.03  # edge softness as a fraction of the picture size
+    block_resolution: int = 16  # synthesis block where the features are blended
 
     def __post_init__(self) -> None:
         channels = tuple((int(a), int(b)) for a, b in self.channels)
@@ -218,6 +224,10 @@ def style_directions_to_json(styles: StyleDirectionSet) -> dict[str, Any]:
                 "values": [round(float(v), 6) for v in d.values],
                 "metrics": dict(d.metrics),
                 "fitted_with": dict(d.fitted_with),
+                "mask_region": d.mask_region,
+                "mask_grow": d.mask_grow,
+                "feather": d.feather,
+                "block_resolution": d.block_resolution,
             }
             for d in styles
         ],
@@ -248,6 +258,10 @@ def style_directions_from_json(
                 region=str(entry.get("region") or ""),
                 metrics=entry.get("metrics") or {},
                 fitted_with=entry.get("fitted_with") or {},
+                mask_region=str(entry.get("mask_region") or ""),
+                mask_grow=float(entry.get("mask_grow", 1.0)),
+                feather=float(entry.get("feather", 0.03)),
+                block_resolution=int(entry.get("block_resolution", 16)),
             )
             for entry in entries
         )

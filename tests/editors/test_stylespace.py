@@ -178,3 +178,46 @@ def test_cli_edit_uses_the_localized_smile_unless_space_w(tiny_checkpoint, tmp_p
         image = generator.synthesis(shifted)
     expected = (image[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
     assert np.abs(outputs["w"] - expected.astype(np.int16)).max() <= 1
+
+
+def test_region_localized_slider_changes_only_its_landmark_region(generator) -> None:
+    from editors.masks import _LANDMARKS, local_synthesis
+    from editors.regions import region_mask
+
+    _LANDMARKS.clear()
+    points = np.zeros((68, 2))
+    points[:, 0], points[:, 1] = 8.0, 8.0
+    points[48:68] = [
+        (x, y) for x in (9.0, 11.0, 13.0, 15.0) for y in (11.0, 12.0, 13.0, 14.0, 15.0)
+    ]
+    local = StyleDirection(
+        "smile",
+        ((2, c) for c in range(6)),
+        np.full(6, 2.0),
+        mask_region="mouth",
+        mask_grow=1.0,
+        feather=0.0,
+        block_resolution=8,
+    )
+    styled = DirectionSet(_directions(generator).directions, styles=StyleDirectionSet((local,)))
+    state = EditState(seed=6, directions=styled, attribute_amounts={"smile": 2 * 0.5})
+    renderer = Renderer(generator)
+    ws = renderer.resolve_ws(state.render_args())
+    with torch.no_grad():
+        plain = generator.synthesis(ws)
+        edited = local_synthesis(generator, state, ws, landmarks=lambda rgb: points)
+        unmasked = generator.synthesis(
+            ws, style_offsets=offsets_for(local.amounts(2.0), generator.style_layers())
+        )
+    change = (edited - plain).abs().sum(1)[0].numpy() * 127.5
+    inside = region_mask("mouth", points, 16)
+    assert inside.sum() > 10
+    assert change[inside].mean() > 5
+    assert change[~inside].max() < 0.5
+    # without the region mask the same channels change the whole picture
+    assert (unmasked - plain).abs().sum(1)[0].numpy()[~inside].mean() * 127.5 > 5
+    # the same state saved in a session keeps the region settings
+    from editors.stylespace import style_directions_from_json, style_directions_to_json
+
+    again = style_directions_from_json(style_directions_to_json(StyleDirectionSet((local,))))
+    assert (again["smile"].mask_region, again["smile"].block_resolution) == ("mouth", 8)
