@@ -64,7 +64,11 @@ def descriptor_of(rgb: np.ndarray) -> np.ndarray | None:
 
 
 def speed_rows(resolutions: list[int], device: str, steps: int) -> list[tuple]:
-    """(resolution, steps, s/step, s/drag) per resolution."""
+    """(resolution, steps, s/step, s/drag, CPU s/step) per resolution.
+
+    CPU seconds (all threads together) tell the cost on a shared machine, where wall time
+    depends on the other processes.
+    """
     import torch
 
     from editors.drag import drag
@@ -89,10 +93,11 @@ def speed_rows(resolutions: list[int], device: str, steps: int) -> list[tuple]:
         # a target never reached: every step runs
         handles, targets = [(c, c)], [(c + res / 4, c)]
         drag(generator, ws, handles, targets, steps=1)  # warm-up
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = drag(generator, ws, handles, targets, steps=n, settings=_unreachable())
-        seconds = time.perf_counter() - start
-        rows.append((name, result.steps, seconds / max(1, result.steps), seconds))
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        steps = max(1, result.steps)
+        rows.append((name, result.steps, seconds / steps, seconds, cpu / steps))
     return rows
 
 
@@ -187,17 +192,19 @@ def main() -> int:
 
     torch.set_grad_enabled(True)
     if not args.skip_speed:
-        print(f"| model px | steps | s/step | s/drag | ({args.device}) |")
+        threads = torch.get_num_threads()
+        print(
+            f"| model ({args.device}, {threads} threads) | steps | s/step | s/drag | CPU s/step |"
+        )
         print("| --- | --- | --- | --- | --- |")
-        for name, steps, per_step, total in speed_rows(
+        for name, steps, per_step, total, cpu in speed_rows(
             args.resolutions, args.device, args.speed_steps
         ):
-            print(f"| {name} | {steps} | {per_step:.3f} | {total:.2f} | |")
+            print(f"| {name} | {steps} | {per_step:.3f} | {total:.2f} | {cpu:.3f} |")
         print()
     if not args.skip_faces:
-        defaults = DragSettings()
         settings = DragSettings(
-            lr=args.lr or defaults.lr,
+            lr=args.lr,
             rows=args.rows,
             feature_resolution=args.feature_res,
             motion_radius=args.r1,

@@ -35,7 +35,7 @@ class DragSettings:
     """Tuning knobs; ``None`` fields are chosen from the model's resolution (``for_generator``)."""
 
     max_steps: int = 200  # optimisation steps at most (the drag ends earlier when points arrive)
-    lr: float = 2e-3  # Adam learning rate on the W+ rows
+    lr: float | None = None  # Adam learning rate on the W+ rows (DragGAN: 2e-3 at 512 px)
     rows: int | None = None  # W+ rows optimised (DragGAN: the first 6 of a 512/1024 px model)
     feature_resolution: int | None = None  # block whose features are matched, by its size in px
     motion_radius: float | None = None  # r1: handle neighbourhood pulled each step, px
@@ -54,12 +54,13 @@ class DragSettings:
             raise DragError(f"feature resolution {feature_res} is not one of {blocks}")
         return DragSettings(
             max_steps=self.max_steps,
-            lr=self.lr,
+            # Smaller models need bigger steps to move a pixel; measured on the 64 px demo model.
+            lr=self.lr if self.lr is not None else min(1e-2, 2e-3 * (512 / res) ** 0.8),
             rows=self.rows if self.rows is not None else min(6, generator.num_ws),
             feature_resolution=feature_res,
             motion_radius=self.motion_radius
             if self.motion_radius is not None
-            else max(2.0, 3 * scale),
+            else max(2.0, 3 * scale, min(4.0, res / 16)),
             track_radius=self.track_radius
             if self.track_radius is not None
             else max(3, round(12 * scale)),
