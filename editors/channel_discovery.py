@@ -427,7 +427,7 @@ def regional_direction(
     count: int = 12,
     sigmas: float = 1.4,
     region: str = "mouth",
-    grow: float = 1.8,
+    grow: float = 1.4,
 ) -> StyleDirection:
     """A localized direction from ``score_channels`` results: the ``count`` channels with the
     most effect per identity drift whose effect has the same sign on every face, each moved

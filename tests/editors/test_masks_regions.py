@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from scipy.ndimage import binary_dilation
 
 from editors.masks import MaskedEdit, MaskError, check_mask, paint_stroke
@@ -16,6 +19,7 @@ from editors.regions import (
 )
 from editors.rendering import Renderer
 from editors.state import EditState
+from models.generator import seed_to_z
 from tests.conftest import make_tiny_stylegan2
 
 
@@ -130,3 +134,28 @@ def test_regions_follow_known_landmarks() -> None:
     assert shares["mouth"] == pytest.approx(16 / 17) and shares["background"] == pytest.approx(
         1 / 17
     )
+
+
+def test_readout_measures_where_a_known_change_landed() -> None:
+    from editors.locality import measure_edit
+    from editors.regions import face_landmarks, lower_face_mask
+    from models import load_generator
+    from models.generator import to_rgb_u8
+
+    demo = Path(__file__).resolve().parents[2] / "resources/models/demo-faces-64.safetensors"
+    generator = load_generator(demo, "cpu")
+    ws = generator.broadcast(generator.mapping(seed_to_z([3], generator.z_dim), truncation_psi=0.7))
+    with torch.no_grad():
+        before = to_rgb_u8(generator.synthesis(ws.float()))[0]
+    points = face_landmarks(before)
+    assert points is not None
+    after = before.copy()
+    lower = lower_face_mask(points, 64)
+    after[lower] = np.clip(after[lower].astype(int) + 12, 0, 255).astype(np.uint8)
+    readout = measure_edit(before, after, "lower face", landmarks=points)
+    assert readout.share_inside == pytest.approx(1.0)
+    assert readout.region_shares["background"] == pytest.approx(0.0)
+    assert 0.0 < readout.identity_drift < 0.6  # same person, measurably changed
+    unchanged = measure_edit(before, before, "lower face", landmarks=points)
+    assert unchanged.identity_drift == pytest.approx(0.0, abs=1e-4)
+    assert np.isnan(unchanged.share_inside)
