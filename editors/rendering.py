@@ -216,6 +216,12 @@ class Renderer:
             # Style-channel and masked edits of the state are applied inside the synthesis.
             mode = args.noise_mode
             images = local_synthesis(generator, args.state, ws, noise_mode=mode, **options)
+        if not bool(torch.isfinite(images).all()):  # would show as black: say why instead
+            source = generator.source.path if generator.source else generator.name
+            raise ValueError(
+                f"{source}: the model renders NaN or infinite values (damaged or overflowing "
+                "weights, or an extreme edit)"
+            )
         rgb = to_rgb_u8(images)[0]
         if options.get("max_resolution"):
             self._adapt_draft((time.perf_counter() - start) * 1000.0)

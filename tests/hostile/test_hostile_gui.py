@@ -114,3 +114,12 @@ def test_fifo_photo_is_refused_before_opening(make_main_window, tmp_path, dialog
     os.mkfifo(fifo)
     assert window.open_photo(fifo) is None
     assert len(dialogs) == 1 and str(fifo) in dialogs[0][1] and "FIFO" in dialogs[0][1]
+
+
+def test_a_model_rendering_nan_says_so(make_main_window, hostile, dialogs, qtbot) -> None:
+    overflow = hostile["model-is-a-folder"] / "overflow.pt"  # finite weights, inf activations
+    window = make_main_window()
+    window.open_model(overflow)
+    qtbot.waitUntil(lambda: bool(dialogs), timeout=20000)
+    _title, message = dialogs[0]
+    assert str(overflow) in message and "renders NaN" in message
