@@ -20,6 +20,7 @@ from editors.session_io import (
 from editors.state import EditState, reset_edits
 
 if TYPE_CHECKING:
+    from editors.pivotal import TuningDelta
     from models.generator import Generator
 
 # On a CPU, images this large render slowly enough to want a preview while dragging.
@@ -44,10 +45,12 @@ class Session(QObject):
         self.undo_stack.setUndoLimit(500)
         self._state = EditState()
         self._generator: Generator | None = None
+        self._base_generator: Generator | None = None  # the loaded model when rendering a tuning
         self._fingerprint: str | None = None
+        self.tuning: TuningDelta | None = None  # pivotal tuning for the projected photo
+        self._swaps: list[Generator] = []  # set_tuning's generators, until each is in use
         self._draft = False
         self._measure_identity = False
-        self._latest_request = 0
         self._shown_request = 0
         self._generator_serial = 0
         self.last_frame: RenderedFrame | None = None
@@ -65,16 +68,36 @@ class Session(QObject):
         return self._generator
 
     @property
+    def base_generator(self) -> Generator | None:
+        """The model as loaded while a photo's tuning is shown (None otherwise)."""
+        return self._base_generator
+
+    @property
     def model_path(self) -> Path | None:
-        """The checkpoint file of the current generator, when it came from a file."""
-        source = self._generator.source if self._generator is not None else None
+        """The checkpoint file of the loaded model, when it came from a file."""
+        model = self._base_generator or self._generator
+        source = model.source if model is not None else None
         return source.path if source is not None else None
 
     def fingerprint(self) -> str | None:
-        """``Generator.fingerprint()`` of the current model (a strided hash, cached)."""
-        if self._generator is not None and self._fingerprint is None:
-            self._fingerprint = self._generator.fingerprint()
+        """``Generator.fingerprint()`` of the loaded model (a strided hash, cached); while a
+        tuning is shown, still the model's, so its directions and sessions keep fitting."""
+        model = self._base_generator or self._generator
+        if model is not None and self._fingerprint is None:
+            self._fingerprint = model.fingerprint()
         return self._fingerprint
+
+    def set_tuning(self, tuned: Generator | None, tuning: TuningDelta | None) -> None:
+        """Render with ``tuned`` (the loaded model tuned for a photo), or the model itself again
+        when None; the edit state, directions and history stay."""
+        base = self._base_generator or self._generator
+        if base is None:
+            return
+        self.tuning = tuning if tuned is not None else None
+        self._base_generator = base if tuned is not None else None
+        self._generator = tuned or base
+        self._swaps.append(self._generator)
+        self.render_service.set_generator(self._generator)
 
     @property
     def is_slow_model(self) -> bool:
@@ -165,13 +188,14 @@ class Session(QObject):
         if self._generator is None:
             return
         args = self._state.render_args(draft=self._draft, measure_identity=self._measure_identity)
-        self._latest_request = self.render_service.submit(args)
+        self.render_service.submit(args)
 
     # -- files --------------------------------------------------------------------------------
     def model_reference(self) -> ModelReference:
         """The current model as a session file records it."""
         path = self.model_path
-        name = self._generator.name if self._generator is not None else ""
+        model = self._base_generator or self._generator
+        name = model.name if model is not None else ""
         return ModelReference(str(path) if path is not None else None, self.fingerprint(), name)
 
     def save_to(self, path: str | Path) -> Path:
@@ -180,7 +204,7 @@ class Session(QObject):
         Raises:
             OSError, ValueError: the file cannot be written.
         """
-        saved = save_session(path, self._state, self.model_reference())
+        saved = save_session(path, self._state, self.model_reference(), self.tuning)
         self.undo_stack.setClean()  # what is on screen is saved: nothing to ask about on quit
         return saved
 
@@ -199,9 +223,15 @@ class Session(QObject):
         mismatch = session.mismatch(self.fingerprint())
         if mismatch:
             raise ValueError(f"{path}: {mismatch}; open that model first")
-        generator = self._generator
+        generator = self._base_generator or self._generator
         num_layers = getattr(generator, "num_layers", None)
         check_session_fits(session, generator.num_ws, generator.w_dim, num_layers)
+        if session.tuning is not None:
+            from editors.pivotal import apply_delta
+
+            self.set_tuning(apply_delta(generator, session.tuning, path), session.tuning)
+        elif self.tuning is not None:
+            self.set_tuning(None, None)
         self.propose(session.state, f"Open session {Path(path).name}")
         self.seal()
         self.undo_stack.setClean()
@@ -209,6 +239,16 @@ class Session(QObject):
 
     # -- render service -----------------------------------------------------------------------
     def _on_render_service_generator_changed(self, generator: Generator) -> None:
+        swap = next((i for i, g in enumerate(self._swaps) if g is generator), None)
+        if swap is not None:  # set_tuning: the same model, so edits and history stay
+            del self._swaps[: swap + 1]  # earlier swaps were superseded before they arrived
+            self._generator_serial += 1
+            self._shown_request = 0
+            self.request_render()
+            return
+        self._base_generator = None
+        self._swaps.clear()
+        self.tuning = None
         self._generator = generator
         self._fingerprint = None
         self._generator_serial += 1
