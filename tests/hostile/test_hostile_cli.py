@@ -18,8 +18,6 @@ import threading
 import time
 from pathlib import Path
 
-from tests.hostile.makers import build_cases
-
 ADDRESS_SPACE = 2 * 1024**3
 TIMEOUT_S = 60
 IMPORT_TIMEOUT_S = 180  # importing torch on a loaded CI machine can take a while
@@ -72,10 +70,8 @@ def run_driver(cases: list, folder: Path) -> tuple[dict[str, dict], str]:
     return results, stderr
 
 
-def test_every_hostile_file_ends_in_one_line_naming_it(tiny_checkpoint, tmp_path: Path) -> None:
-    model = tiny_checkpoint()
-    folder = tmp_path / "hostile"
-    cases = build_cases(folder, model)
+def test_every_hostile_file_ends_in_one_line_naming_it(hostile_cases, tmp_path: Path) -> None:
+    folder, cases, _model = hostile_cases
     assert len(cases) >= 60
     assert {c.point for c in cases} >= {2, 3, 4, 5, 6, 7}
     on_disk = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())

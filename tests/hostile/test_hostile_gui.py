@@ -10,14 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.makers import build_cases
-
 
 @pytest.fixture
-def hostile(tmp_path: Path, tiny_checkpoint) -> dict[str, Path]:
+def hostile(hostile_cases) -> dict[str, Path]:
     """The hostile files by case name (the model cases' ``info`` argument is the file)."""
-    cases = build_cases(tmp_path / "hostile", tiny_checkpoint(name="good.pt"))
-    return {c.name: Path(c.argv[1]) for c in cases if c.argv[0] == "info"}
+    return {c.name: Path(c.argv[1]) for c in hostile_cases[1] if c.argv[0] == "info"}
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import torch
 
 from models.errors import CheckpointError
 from models.formats import load_generator_file, safe_pickle
-from tests.hostile.makers import build_cases
 
 
 def _loader_fingerprint() -> dict:
@@ -31,9 +30,8 @@ def _loader_fingerprint() -> dict:
     }
 
 
-def test_refused_pickles_do_not_change_the_loader(tiny_checkpoint, tmp_path: Path) -> None:
-    cases = build_cases(tmp_path / "hostile", tiny_checkpoint())
-    pickles = [Path(c.argv[1]) for c in cases if c.argv[1].endswith(".pkl")]
+def test_refused_pickles_do_not_change_the_loader(hostile_cases) -> None:
+    pickles = [Path(c.argv[1]) for c in hostile_cases[1] if c.argv[1].endswith(".pkl")]
     assert len(pickles) >= 25
     before = _loader_fingerprint()
     refused = 0
@@ -47,11 +45,10 @@ def test_refused_pickles_do_not_change_the_loader(tiny_checkpoint, tmp_path: Pat
     assert refused == len(pickles)
 
 
-def test_build_on_classes_and_functions_is_refused(tmp_path: Path) -> None:
+def test_build_on_classes_and_functions_is_refused(hostile_cases, tmp_path: Path) -> None:
     from tests.helpers.nvidia_pickles import make_generator, write_snapshot
 
-    cases = build_cases(tmp_path / "hostile", write_snapshot(tmp_path / "ok.pkl"))
-    by_name = {c.name: Path(c.argv[1]) for c in cases}
+    by_name = {c.name: Path(c.argv[1]) for c in hostile_cases[1]}
     for name in ("pickle-build-on-a-loader-class", "pickle-build-on-a-loader-function",
                  "pickle-build-on-an-inert-class"):  # fmt: skip
         with pytest.raises(CheckpointError, match=r"refused BUILD \(__setstate__\)"):
