@@ -367,14 +367,6 @@ class RunsDialog(QDialog):
         rows = self.table.selectionModel().selectedRows()
         return self.runs[rows[0].row()] if rows and rows[0].row() < len(self.runs) else None
 
-    def select(self, path: Path) -> bool:
-        """Select the row of ``path``; True if it is listed."""
-        for row, info in enumerate(self.runs):
-            if info.path == Path(path):
-                self.table.selectRow(row)
-                return True
-        return False
-
     def training_for(self, info: RunInfo) -> TrainingRun:
         """The (cached) follower of a run folder."""
         if info.path not in self._trainings:

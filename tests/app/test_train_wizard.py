@@ -210,6 +210,14 @@ def test_other_jobs_run_from_the_wizard(
     wizard.close()
 
 
+def click_run(qtbot, dialog: RunsDialog, path: Path) -> None:
+    """Click the table row of the run in ``path``, as a user selects it."""
+    row = next(i for i, info in enumerate(dialog.runs) if info.path == path)
+    rect = dialog.table.visualRect(dialog.table.model().index(row, 0))
+    qtbot.mouseClick(dialog.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert dialog.selected_run() is not None and dialog.selected_run().path == path
+
+
 def test_runs_window_lists_runs_and_resumes_an_interrupted_one(
     qtbot, make_main_window, photos: Path, runs_root: Path, started_runs: list
 ) -> None:
@@ -244,7 +252,7 @@ def test_runs_window_lists_runs_and_resumes_an_interrupted_one(
     assert states == {"done": "finished", "crashed": "interrupted"}
     assert [info.name for info in list_runs(runs_root)] == [info.name for info in dialog.runs]
 
-    assert dialog.select(runs_root / "crashed")
+    click_run(qtbot, dialog, runs_root / "crashed")
     resume = dialog.findChild(QPushButton, "resumeRunButton")
     assert resume.isEnabled()
     qtbot.mouseClick(resume, Qt.MouseButton.LeftButton)
@@ -253,7 +261,7 @@ def test_runs_window_lists_runs_and_resumes_an_interrupted_one(
     qtbot.waitUntil(lambda: not training.is_active, timeout=120000)
     assert training.status["state"] == "finished" and training.status["step"] == 4
 
-    assert dialog.select(runs_root / "done")
+    click_run(qtbot, dialog, runs_root / "done")
     qtbot.waitUntil(lambda: dialog.view.open_button.isEnabled(), timeout=10000)
     assert "Finished" in dialog.view.state_label.text()
     dialog.close()
