@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
     QLabel,
+    QScrollArea,
     QSizePolicy,
     QStackedWidget,
     QToolButton,
@@ -40,7 +41,13 @@ class ToolStack(QWidget):
 
         self.rail = QWidget()
         self.rail.setObjectName("toolRail")
-        self.rail.setFixedWidth(RAIL_WIDTH)
+        # Scrolls when the window is too short for every tool, instead of growing the window.
+        rail_scroll = QScrollArea()
+        rail_scroll.setWidget(self.rail)
+        rail_scroll.setWidgetResizable(True)
+        rail_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        rail_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        rail_scroll.setFixedWidth(RAIL_WIDTH)
         self._rail_layout = QVBoxLayout(self.rail)
         self._rail_layout.setContentsMargins(4, 6, 4, 6)
         self._rail_layout.setSpacing(4)
@@ -60,7 +67,7 @@ class ToolStack(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self.rail)
+        layout.addWidget(rail_scroll)
         layout.addLayout(page_column, 1)
 
     # -- QTabWidget-like API ------------------------------------------------------------------

@@ -113,6 +113,7 @@ class DataPage(QWizardPage):
         self.jobs = jobs
         self.preview: FolderPreview | None = None
         self._scan: Job | None = None
+        self._scanned_text: str | None = None  # the path the last scan looked at
         self.columns: list[str] = []
 
         self.data_edit = QLineEdit()
@@ -122,7 +123,7 @@ class DataPage(QWizardPage):
         self._scan_timer = QTimer(self)
         self._scan_timer.setSingleShot(True)
         self._scan_timer.setInterval(SCAN_DELAY_MS)
-        self._scan_timer.timeout.connect(self.scan)
+        self._scan_timer.timeout.connect(self._scan_if_changed)
         self.data_edit.textChanged.connect(self._scan_timer.start)
         self.data_browse = QPushButton("Browse…")
         self.data_browse.setObjectName("dataBrowseButton")
@@ -229,9 +230,14 @@ class DataPage(QWizardPage):
             self.model_edit.setText(path)
 
     # -- scanning ---------------------------------------------------------------------------
+    def _scan_if_changed(self) -> None:
+        if self.data_edit.text().strip() != self._scanned_text:
+            self.scan()
+
     def scan(self) -> Job | None:
         """Count the images and make thumbnails in the background."""
         text = self.data_edit.text().strip()
+        self._scanned_text = text
         self.preview = None
         self.few_label.setText("")
         self.completeChanged.emit()
