@@ -6,6 +6,9 @@ Models use the FFHQ layout (rosinality channels, channel_multiplier 2) with rand
 - "full": an edit along a direction on every ws row, so the synthesis restarts at block 0;
 - "fine only": a direction on rows 8+ (64 px and up), so the activation cache resumes late;
 - "draft": the same edits previewed at 128 px (the app's starting draft size on a CPU);
+- "release": the exact frame when the slider is let go, after a draft of the same latent (it
+  resumes from the blocks the draft left in the activation cache);
+- "x full": each time as a share of a full edit's;
 - a simulated 100-step drag through ``Renderer`` (every step rendered) and through the real
   ``RenderService`` (a step every 16 ms, newest request wins, as the GUI sends them); on a CPU
   the drag renders drafts, whose size adapts to keep each under ~150 ms (shown in "frames").
@@ -124,6 +127,31 @@ def time_edit(
     return ms, generator.block_resolutions()[restarts[-1]]
 
 
+def time_release(generator, base, repeats: int, device: str) -> tuple[float, int]:
+    """Best ms of the exact frame after a draft of the same state (the slider is let go).
+
+    The draft left the blocks up to its size in the activation cache, so the exact frame
+    resumes after them. Returns (ms, resolution of the block it restarted at)."""
+    import torch
+
+    from editors.rendering import Renderer
+    from editors.state import with_amount
+
+    renderer = Renderer(generator, draft_budget_ms=float("inf"))
+    restarts: list[int] = []
+    times = []
+    for index in range(repeats + 1):
+        state = with_amount(base, "all", 0.1 * (index + 2))
+        renderer.render(state.render_args(draft=True))
+        start = time.perf_counter()
+        restarts.append(renderer.render(state.render_args(draft=False)).start_block)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if index > 0:
+            times.append((time.perf_counter() - start) * 1000.0)
+    return min(times), generator.block_resolutions()[restarts[-1]]
+
+
 def drag_with_renderer(generator, states, draft: bool, device: str) -> tuple[float, int]:
     """Render every step of a drag; (frames per second, draft size reached)."""
     import torch
@@ -159,20 +187,29 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     print(f"device {args.device}, torch threads {threads}, best of {args.repeats}")
-    header = f"{'res':>5} {'edit':<10} {'mode':<6} {'ms/edit':>9} {'restart':>8}"
+    header = f"{'res':>5} {'edit':<10} {'mode':<6} {'ms/edit':>9} {'restart':>8} {'x full':>8}"
     print(header)
     print("-" * len(header))
     drags = []
     for resolution in args.resolutions:
         generator, directions = build(resolution, args.device)
         base = EditState(seed=1, truncation_psi=0.7, directions=directions)
+        full_ms = None
         for name, label in (("all", "full"), ("fine", "fine only")):
             for draft in (False, True):
                 if draft and resolution <= 128:
                     continue
                 ms, restart = time_edit(generator, base, name, draft, args.repeats, args.device)
                 mode = "draft" if draft else "full"
-                print(f"{resolution:>5} {label:<10} {mode:<6} {ms:>9.1f} {restart:>6}px")
+                full_ms = ms if (name, draft) == ("all", False) else full_ms
+                share = f"{ms / full_ms:.2f}" if full_ms else "-"
+                print(f"{resolution:>5} {label:<10} {mode:<6} {ms:>9.1f} {restart:>6}px {share:>8}")
+        if resolution > 128:
+            ms, restart = time_release(generator, base, args.repeats, args.device)
+            share = f"{ms / full_ms:.2f}" if full_ms else "-"
+            print(
+                f"{resolution:>5} {'release':<10} {'exact':<6} {ms:>9.1f} {restart:>6}px {share:>8}"
+            )
         # A 100-step drag of the all-rows slider; drafts on a CPU from 256 px, as in the app.
         draft = args.device == "cpu" and resolution >= 256
         states = [with_amount(base, "all", 3.0 * i / DRAG_STEPS) for i in range(DRAG_STEPS)]

@@ -17,7 +17,7 @@ rosinality's fp32 output:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,10 @@ from torch import nn
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
 BLUR_KERNEL = (1, 3, 3, 1)
+# A single image modulates the weights (one weight-sized multiply per layer); batches modulate
+# the activations so that one shared-weight convolution serves every sample. False: batch 1
+# too modulates activations (NVIDIA's non-fused path), measured slower here (bench/README.md).
+WEIGHT_MODULATION_AT_BATCH_1 = True
 
 
 def make_kernel(taps: Sequence[float]) -> torch.Tensor:
@@ -38,6 +42,12 @@ def make_kernel(taps: Sequence[float]) -> torch.Tensor:
 def may_modify(x: torch.Tensor) -> bool:
     """True when ``x`` can be overwritten in place: autograd is not recording it."""
     return not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _layout_of(x: torch.Tensor) -> torch.memory_format:
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return torch.contiguous_format
+    return torch.channels_last
 
 
 def upfirdn2d(
@@ -171,14 +181,15 @@ class ModulatedConv2d(nn.Module):
             p = (len(BLUR_KERNEL) - factor) - (kernel_size - 1)
             self.blur_pad = ((p + 1) // 2 + factor - 1, p // 2 + 1)
             self.blur = _Blur(make_kernel(BLUR_KERNEL) * factor**2)
-        self._square_key: tuple[object, ...] | None = None
-        self._square: torch.Tensor | None = None
+        self._derived_key: tuple[object, ...] | None = None
+        self._derived: dict[str, torch.Tensor] = {}
 
-    def weight_square(self) -> torch.Tensor:
-        """Sum over the kernel taps of weight^2, [out, in]; cached while the weight is unchanged."""
+    def _derived_from_weight(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        # Values that depend on the weight alone, cached while it is unchanged; never cached
+        # while autograd tracks the weight (training), which needs them in its graph.
         weight = self.weight
         if torch.is_grad_enabled() and weight.requires_grad:
-            return weight[0].square().sum([2, 3])
+            return compute()
         key = (
             id(weight),
             weight.data_ptr(),
@@ -187,11 +198,27 @@ class ModulatedConv2d(nn.Module):
             weight.device,
             torch.is_inference_mode_enabled(),  # inference tensors cannot enter autograd later
         )
-        if self._square is None or self._square_key != key:
+        if self._derived_key != key:
+            self._derived = {}
+            self._derived_key = key
+        if name not in self._derived:
             with torch.no_grad():
-                self._square = weight[0].square().sum([2, 3])
-            self._square_key = key
-        return self._square
+                self._derived[name] = compute()
+        return self._derived[name]
+
+    def weight_square(self) -> torch.Tensor:
+        """Sum over the kernel taps of weight^2, [out, in]; cached while the weight is unchanged."""
+        return self._derived_from_weight("square", lambda: self.weight[0].square().sum([2, 3]))
+
+    def _weight_like(self, x: torch.Tensor) -> torch.Tensor:
+        # The weight in the input's memory format: oneDNN would otherwise reorder every
+        # modulated weight to NHWC on each call.
+        layout = _layout_of(x)
+        if layout == torch.contiguous_format:
+            return self.weight[0]
+        return self._derived_from_weight(
+            "nhwc", lambda: self.weight[0].contiguous(memory_format=layout)
+        )
 
     def forward(
         self,
@@ -216,17 +243,25 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             # sum_{i,k} (W[o,i,k] * coef[i])^2 = sum_i coef[i]^2 * sum_k W[o,i,k]^2
             demod = torch.rsqrt(F.linear(coef.square(), self.weight_square()) + 1e-8)
-        weight = self.weight[0]
-        if batch == 1:
+        if batch == 1 and WEIGHT_MODULATION_AT_BATCH_1:
             # One [out, in] outer product folds style, demodulation and gain into the weight.
             outer = coef * gain if demod is None else (demod[0] * gain)[:, None] * coef
-            weight = weight * outer[:, :, None, None]
             if self.upsample:
-                out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+                # conv_transpose2d takes [in, out, k, k]; modulating it in that layout saves
+                # oneDNN a weight copy per call.
+                layout = _layout_of(x)
+                weight = self._derived_from_weight(
+                    f"transposed {layout}",
+                    lambda: self.weight[0].transpose(0, 1).contiguous(memory_format=layout),
+                )
+                weight = weight * outer.t()[:, :, None, None]
+                out = F.conv_transpose2d(x, weight, stride=2)
                 return upfirdn2d(out, self.blur.kernel, pad=self.blur_pad, bias=bias)
+            weight = self._weight_like(x) * outer[:, :, None, None]
             return F.conv2d(x, weight, bias, padding=self.padding)
         # Batches: scale input and output instead, so one shared-weight convolution serves
         # every sample (several times faster on CPUs than a grouped convolution).
+        weight = self._weight_like(x)
         x = x * coef.view(batch, -1, 1, 1).to(x.dtype)
         if self.upsample:
             out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
