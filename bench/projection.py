@@ -1,11 +1,17 @@
-"""Projection quality and speed: PSNR, SSIM (and identity distance on face models) after N steps.
+"""Real photos, stage by stage: encoder, W pivot search, pivotal tuning (the default pipeline).
 
-Targets are images the model drew from known latents, so a perfect projection exists. Runs on
-CPU by default; prints a table. With no face model, the tiny random-weight StyleGAN2 of the tests
-is used and identity distance is "n/a". ``--encoder`` trains a quick encoder first (a few hundred
-iterations on generated samples) to show what encoder initialisation buys.
+For each portrait (aligned with the app's dlib aligner at the model's resolution) it prints, per
+stage: PSNR and MS-SSIM vs the aligned photo, dlib identity distance, CPU and wall seconds, the
+tuning delta's size, and editability: the smile direction's effect (mouth width over eye distance,
+dlib landmarks on 4x upscaled renders) on the reconstruction, relative to its mean effect on
+generated faces. Goals (demo model, 2-core CPU): PSNR >= 30 dB, identity <= 0.15, <= 60 s,
+editability >= 0.9.
 
-    .venv/bin/python bench/projection.py [--model PATH] [--targets 2] [--steps 100,250,500,1000]
+CPU seconds are the process's own: on a machine shared with other work they are what the same run
+takes on an idle one with one thread; wall seconds are printed too.
+
+    .venv/bin/python bench/projection.py [--model PATH] [--photos ../shared/data/portraits/images]
+        [--limit 4] [--pivot-steps 100] [--tune-steps 150] [--threads 1]
 """
 
 from __future__ import annotations
@@ -13,123 +19,174 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from editors.projection import ProjectionConfig, project
-from models.generator import Generator, to_rgb_u8
+from editors.direction_files import default_directions_path, load_directions  # noqa: E402
+from editors.directions import DirectionSet  # noqa: E402
+from editors.losses import ms_ssim, psnr_u8  # noqa: E402
+from editors.photo import PIVOT, TUNING, align_photo  # noqa: E402
+from editors.pivotal import tune  # noqa: E402
+from editors.projection import encode, prepare_target, project  # noqa: E402
+from editors.rendering import Renderer  # noqa: E402
+from editors.state import EditState  # noqa: E402
+from models.generator import Generator, seed_to_z, to_rgb_u8  # noqa: E402
 
-
-def tiny_generator(resolution: int) -> Generator:
-    """The tests' tiny random StyleGAN2 (see tests/conftest.py)."""
-    from tests.conftest import make_tiny_stylegan2
-
-    return make_tiny_stylegan2(resolution)
-
-
-def targets_for(generator: Generator, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(image uint8 [R, R, 3], ws) pairs drawn from seeds 1000.. with psi 0.8."""
-    pairs = []
-    for seed in range(1000, 1000 + count):
-        z = torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(seed))
-        with torch.no_grad():
-            ws = generator.broadcast(generator.mapping(z.to(generator.device), truncation_psi=0.8))
-            pairs.append((to_rgb_u8(generator.synthesis(ws))[0], ws[0].cpu().numpy()))
-    return pairs
+DEMO = ROOT / "resources" / "models" / "demo-faces-64.safetensors"
+SMILE_AMOUNT = 2.0  # sigmas, as in `main.py edit --direction smile=+2`
+GENERATED_FACES = 12
 
 
-def quick_encoder(generator: Generator, iterations: int = 400) -> torch.nn.Module:
-    """A LatentEncoder fitted on generated (image, ws) pairs: enough to show the effect of init."""
-    from models.encoder import LatentEncoder
+class Laps:
+    """CPU and wall seconds of consecutive stages."""
 
-    size = min(64, generator.resolution)
-    encoder = LatentEncoder(generator.num_ws, generator.w_dim, input_size=size)
-    encoder.w_avg.copy_(generator.w_avg)
-    optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-3)
-    rng = torch.Generator().manual_seed(0)
-    for _ in range(iterations):
-        with torch.no_grad():
-            z = torch.randn(16, generator.z_dim, generator=rng)
-            ws = generator.broadcast(generator.mapping(z, truncation_psi=0.8))
-            images = generator.synthesis(ws).clamp(-1, 1)
-        loss = (encoder(images) - ws).square().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return encoder.eval()
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
+        self._last = time.process_time(), time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.process_time(), time.perf_counter()
+        self.cpu[stage], self.wall[stage] = now[0] - self._last[0], now[1] - self._last[1]
+        self._last = now
 
 
-def identity_distance(a: np.ndarray, b: np.ndarray) -> float | None:
-    """dlib descriptor distance between two face images, or None when no face is found."""
+def render(generator: Generator, ws: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return to_rgb_u8(generator.synthesis(torch.from_numpy(ws)[None].to(generator.device)))[0]
+
+
+def ms_ssim_u8(a: np.ndarray, b: np.ndarray) -> float:
+    def tensor(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(image.astype(np.float64) / 255).permute(2, 0, 1)[None]
+
+    return float(ms_ssim(tensor(a), tensor(b))[0])
+
+
+def identity(reference: np.ndarray, image: np.ndarray) -> float | None:
+    from editors.identity import IdentityMeter
+
     try:
-        from editors.identity import IdentityMeter
-
-        return IdentityMeter(a).distance(b)
-    except (ImportError, ValueError, OSError):
+        return IdentityMeter(reference).distance(image)
+    except (ValueError, OSError):
         return None
+
+
+def mouth_ratio(rgb: np.ndarray) -> float | None:
+    """Mouth width over eye distance from dlib landmarks (None when no face is found)."""
+    from editors.identity import detect_landmarks
+
+    big = np.asarray(Image.fromarray(rgb).resize((256, 256), Image.Resampling.LANCZOS))
+    points = detect_landmarks(big)
+    if points is None:
+        return None
+    eyes = np.linalg.norm(points[36:42].mean(0) - points[42:48].mean(0))
+    return float(np.linalg.norm(points[54] - points[48]) / eyes)
+
+
+def smile_effect(generator: Generator, ws: np.ndarray, directions: DirectionSet) -> float | None:
+    """Change of the mouth ratio when smile moves by SMILE_AMOUNT sigmas (the app's edit path)."""
+    renderer = Renderer(generator)
+    state = EditState(seed=None, base_ws=ws, directions=directions)
+    amount = SMILE_AMOUNT * directions["smile"].scale
+    before = mouth_ratio(renderer.render(state.render_args()).rgb)
+    edited = state.replace(attribute_amounts={"smile": amount})
+    after = mouth_ratio(renderer.render(edited.render_args()).rgb)
+    return None if before is None or after is None else after - before
+
+
+def generated_smile_effect(generator: Generator, directions: DirectionSet) -> float:
+    effects = []
+    for seed in range(GENERATED_FACES):
+        with torch.no_grad():
+            w = generator.mapping(seed_to_z([seed], generator.z_dim), truncation_psi=0.7)
+        effect = smile_effect(generator, generator.broadcast(w)[0].numpy(), directions)
+        if effect is not None:
+            effects.append(effect)
+    return float(np.mean(effects))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", help="checkpoint (default: tiny random 16 px and 32 px models)")
-    parser.add_argument("--targets", type=int, default=2)
-    parser.add_argument("--steps", default="100,250,500,1000")
-    parser.add_argument("--spaces", default="w+,w")
+    parser.add_argument("--model", default=str(DEMO))
     parser.add_argument(
-        "--encoder", action="store_true", help="also run with a quick trained encoder"
+        "--photos", default=str(ROOT.parent / "shared" / "data" / "portraits" / "images")
     )
+    parser.add_argument("--limit", type=int, default=4, help="portraits to use (sorted by name)")
+    parser.add_argument("--match", default="", help="only portraits whose name contains this")
+    parser.add_argument("--pivot-steps", type=int, default=PIVOT.steps)
+    parser.add_argument("--tune-steps", type=int, default=TUNING.steps)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from models.encoder import find_encoder_for, load_encoder
+    from models import load_generator
 
-    if args.model:
-        from models import load_generator
-
-        models = [(Path(args.model).name, load_generator(args.model, "cpu"))]
-    else:
-        models = [(f"tiny-random-{r}", tiny_generator(r)) for r in (16, 32)]
-    step_counts = [int(s) for s in args.steps.split(",")]
-    print(
-        f"{'model':18} {'space':5} {'init':7} {'steps':>5} {'PSNR dB':>8} {'SSIM':>6} {'identity':>8} {'s/step':>7}  loss"
+    generator = load_generator(args.model, "cpu")
+    model_bytes = Path(args.model).stat().st_size
+    directions = load_directions(default_directions_path(args.model))
+    reference_effect = generated_smile_effect(generator, directions)
+    print(f"model {Path(args.model).name}; smile +{SMILE_AMOUNT:g} sigma on generated faces: "
+          f"mouth/eyes ratio {reference_effect:+.4f}")  # fmt: skip
+    header = (
+        f"{'photo':34} {'stage':8} {'PSNR':>6} {'MS-SSIM':>7} {'ident':>6} {'cpu s':>6} "
+        f"{'wall s':>6} {'delta':>13} {'smile':>6}"
     )
-    for name, generator in models:
-        targets = targets_for(generator, args.targets)
-        inits: list[tuple[str, torch.nn.Module | None]] = [("w_avg", None)]
-        if args.encoder:
-            inits.append(("encoder", quick_encoder(generator)))
-        trained = find_encoder_for(generator.source.path) if generator.source else None
-        if trained is not None:
-            inits.append(("trained", load_encoder(trained)))
-        for space in args.spaces.split(","):
-            for init_name, encoder in inits:
-                for steps in step_counts:
-                    psnrs, ssims, ids, per_step, loss_name = [], [], [], [], ""
-                    for image, _ in targets:
-                        config = ProjectionConfig(
-                            steps=steps, space=space, init="w_avg" if encoder is None else "encoder"
-                        )
-                        started = time.perf_counter()
-                        result = project(generator, image, config=config, encoder=encoder)
-                        per_step.append((time.perf_counter() - started) / steps)
-                        psnrs.append(result.psnr)
-                        ssims.append(result.ssim)
-                        loss_name = result.loss_name
-                        distance = identity_distance(image, result.image)
-                        if distance is not None:
-                            ids.append(distance)
-                    identity = f"{np.mean(ids):8.3f}" if ids else f"{'n/a':>8}"
-                    print(
-                        f"{name:18} {space:5} {init_name:7} {steps:5d} {np.mean(psnrs):8.2f} "
-                        f"{np.mean(ssims):6.3f} {identity} {np.mean(per_step):7.4f}  {loss_name}",
-                        flush=True,
-                    )
+    print(header)
+    photos = sorted(
+        p
+        for p in Path(args.photos).iterdir()
+        if p.suffix.lower() in {".png", ".jpg"} and args.match in p.name
+    )
+    totals: dict[str, list[list[float]]] = {}
+    for path in photos[: args.limit]:
+        aligned = align_photo(path, generator.resolution).aligned
+        if aligned is None:
+            print(f"{path.name:34} no face found")
+            continue
+        target = prepare_target(aligned, generator.resolution).rgb
+        stages, laps = [], Laps()
+        lap = laps.lap
+        ws = encode(generator, target)
+        lap("encoder")
+        if ws is not None:
+            stages.append(("encoder", generator, ws, None))
+        pivot = project(generator, aligned, config=replace(PIVOT, steps=args.pivot_steps))
+        lap("pivot")
+        stages.append(("pivot", generator, pivot.ws, None))
+        tuned = tune(generator, aligned, pivot.ws, steps=args.tune_steps)
+        lap("tuning")
+        stages.append(("tuning", tuned.generator, pivot.ws, tuned.delta.nbytes))
+        for stage, model, latent, size in stages:
+            image = render(model, latent)
+            effect = smile_effect(model, latent, directions)
+            editability = effect / reference_effect if effect is not None else float("nan")
+            row = [
+                psnr_u8(image, target), ms_ssim_u8(image, target),
+                identity(target, image) or float("nan"), editability,
+            ]  # fmt: skip
+            totals.setdefault(stage, []).append(row)
+            cpu_text, wall_text = f"{laps.cpu[stage]:6.1f}", f"{laps.wall[stage]:6.1f}"
+            size_text = f"{size / 1024:.1f} KB {100 * size / model_bytes:.1f}%" if size else ""
+            print(
+                f"{path.name:34} {stage:8} {row[0]:6.2f} {row[1]:7.3f} {row[2]:6.3f} {cpu_text} "
+                f"{wall_text} {size_text:>13} {row[3]:6.2f}",
+                flush=True,
+            )
+        total_cpu, total_wall = sum(laps.cpu.values()), sum(laps.wall.values())
+        print(f"{path.name:34} {'total':8} {'':32} {total_cpu:6.1f} {total_wall:6.1f}")
+        totals.setdefault("seconds", []).append([total_cpu, total_wall])
+    print("mean over photos (PSNR, MS-SSIM, identity, smile editability; seconds: cpu, wall):")
+    for stage, rows in totals.items():
+        print(f"  {stage:8} " + "  ".join(f"{v:.3f}" for v in np.nanmean(rows, axis=0)))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from models.jobs import Cancelled, OnStep, Progress, ShouldStop, report
 
 # The default photo pipeline (encoder init, a short W pivot search, a short tuning): about a
 # minute per photo for the 64 px demo model on a 2-core CPU, seconds on a GPU.
-PIVOT = ProjectionConfig(steps=100, space="w", preview_every=5)
+PIVOT = ProjectionConfig(steps=80, space="w", preview_every=5)
 TUNING = TuningConfig()
 
 

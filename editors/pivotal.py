@@ -66,12 +66,12 @@ class TuningFileError(ValueError):
 class TuningConfig:
     """Knobs of ``tune``; defaults fit the demo model's 60 s CPU budget."""
 
-    steps: int = 150  # optimisation steps on the weights
+    steps: int = 200  # optimisation steps on the weights
     rank: int = 1  # rank of each convolution's update (the delta's size grows with it)
     detail_rank: int = 4  # rank in the blocks at half and full resolution, where detail lives
-    learning_rate: float = 0.02  # Adam, on the delta's factors
+    learning_rate: float = 0.01  # Adam, on the delta's factors
     loss: LossChoice = "auto"  # image distance, as in projection ("auto": VGG16 LPIPS if cached)
-    pixel_weight: float = 10.0  # pixel MSE in [-1, 1] units (PSNR needs it)
+    pixel_weight: float = 20.0  # pixel MSE in [-1, 1] units (PSNR needs it)
     ssim_weight: float = 1.0  # offline loss: 1 - MS-SSIM
     identity_weight: float = 0.1  # offline loss: dlib descriptor distance
     locality_weight: float = 1.0  # PTI's locality regulariser (pixel MSE vs the original model)
