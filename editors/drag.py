@@ -41,7 +41,9 @@ class DragSettings:
     motion_radius: float | None = None  # r1: handle neighbourhood pulled each step, px
     track_radius: int | None = None  # r2: search window of point tracking, px
     done_distance: float | None = None  # a handle this close to its target has arrived, px
-    mask_weight: float = 10.0  # lambda of the fixed-region loss (DragGAN's default)
+    # lambda of the fixed-region loss; DragGAN's 10 held the demo model's points in place, 1 lets
+    # them move while the region outside the mask changes 4x less than inside (tests/editors)
+    mask_weight: float = 1.0
     refine: bool = True  # track to a quarter pixel (DragGAN: whole pixels)
 
     def for_generator(self, generator: Generator) -> DragSettings:
