@@ -212,7 +212,7 @@ class ExportVideoDialog(JobDialog):
     def start(self) -> Job | None:
         """Start rendering the video; returns the job (None after a validation error)."""
         generator = self.session.generator
-        if generator is None or (self.job is not None and self.job.is_running):
+        if generator is None or self.job_busy():
             return None
         try:
             text = self.path_edit.text().strip()

@@ -206,7 +206,7 @@ class FitDirectionsDialog(JobDialog):
     def start(self) -> Job | None:
         """Start fitting; returns the job (None when something is missing)."""
         generator = self.session.generator
-        if generator is None or (self.job is not None and self.job.is_running):
+        if generator is None or self.job_busy():
             return None
         try:
             labeler = self.current_labeler()

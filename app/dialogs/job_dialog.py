@@ -30,9 +30,12 @@ class JobDialog(QDialog):
         super().__init__(parent)
         self.jobs = jobs
         self.job: Job | None = None
+        self._delivered: Job | None = None  # the last job whose outcome has arrived
 
     def _submit(self, job: Job, start_button: QPushButton, status: str) -> Job:
         """Start ``job`` as the current one: busy bar, ``status`` text, Cancel instead of Close."""
+        for outcome in (job.succeeded, job.failed, job.cancelled):  # first, before the handlers
+            outcome.connect(self._on_job_outcome)
         job.progressed.connect(self._on_job_progressed)
         job.succeeded.connect(self._on_job_succeeded)
         job.failed.connect(self._on_job_failed)
@@ -44,6 +47,17 @@ class JobDialog(QDialog):
         start_button.setEnabled(False)
         self.cancel_button.setText("Cancel")
         return self.jobs.submit(job)
+
+    def job_busy(self) -> bool:
+        """True until the current job's result, error or cancellation has arrived here.
+
+        (``Job.is_running`` stays True a moment longer, in the worker thread.)
+        """
+        return self.job is not None and self.job is not self._delivered and self.job.is_running
+
+    def _on_job_outcome(self, *_args: object) -> None:
+        if self.sender() is self.job:
+            self._delivered = self.job
 
     def _on_job_progressed(self, progress: Progress) -> None:
         raise NotImplementedError

@@ -90,7 +90,8 @@ class ModelManagerDialog(QDialog):
 
         intro = QLabel(
             "Public checkpoints you can download. Each keeps its own licence (most are for "
-            "non-commercial use only). Sizes and checksums are shown where their publishers give them."
+            "non-commercial use only). Sizes and checksums are shown where their publishers "
+            "give them."
         )
         intro.setWordWrap(True)
         self.table = QTableWidget(len(self.entries), len(COLUMNS))
