@@ -73,8 +73,9 @@ def write_localized(generator, directions, args):
     """Rebuild the localized versions of ``args.write_localized`` and save them beside the set.
 
     smile (the demo's recipe): the atlas's 400 channels acting most in the lower face and mouth
-    are scored by mouth widening per identity drift on three faces (seeds 600-602), and the best
-    ``--count`` are blended inside the mouth region. Other names: the W direction's strongest
+    are scored by mouth widening per identity drift on six generated faces (seeds 600-605) and
+    three encoded photos (not the bench's), and the best ``--count`` are blended inside the mouth
+    region. Other names: the W direction's strongest
     channels acting mostly in their region (``localize_set``).
     """
     import dataclasses
@@ -105,11 +106,14 @@ def write_localized(generator, directions, args):
             atlas.magnitude
         )
         candidates = [int(i) for i in np.argsort(-rank)[:400]]
-        effect, drift = score_channels(generator, atlas, candidates, [600, 601, 602], measure)
+        photos = [ws for _, ws in faces(generator, 0, 7)][4:]  # not the bench's first four
+        effect, drift = score_channels(
+            generator, atlas, candidates, range(600, 606), measure, latents=photos[:3]
+        )
         layers = generator.style_layers()
         made.append(
             regional_direction(
-                "smile", layers, atlas, candidates, effect, drift, count=args.count, sigmas=1.4
+                "smile", layers, atlas, candidates, effect, drift, count=args.count, sigmas=1.2
             )
         )
     styles = StyleDirectionSet(tuple(made), directions.fingerprint)
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=6, help="generated faces")
     parser.add_argument("--photos", type=int, default=3, help="portraits from ../shared/data")
     parser.add_argument("--write-localized", nargs="+", default=[], metavar="NAME")
-    parser.add_argument("--count", type=int, default=12, help="channels per localized direction")
+    parser.add_argument("--count", type=int, default=16, help="channels per localized direction")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import torch

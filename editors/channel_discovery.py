@@ -370,29 +370,38 @@ def score_channels(
     *,
     step_sigmas: float = 3.0,
     truncation_psi: float = 0.7,
+    latents: Sequence[np.ndarray] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """StyleSpace's attribute-specific test, with identity cost: per candidate channel, the
     change of ``measure(rgb)`` (a classifier score or a landmark measure) and the dlib identity
     drift when it moves ``step_sigmas`` of its σ, on the faces of ``seeds``.
 
+    ``latents`` ([num_ws, w_dim] each, e.g. projected photos) are scored after the seeds.
+
     Returns:
-        (effect, drift), each [len(seeds), len(candidates)], NaN where unmeasured.
+        (effect, drift), each [len(seeds) + len(latents), len(candidates)], NaN where unmeasured.
     """
     from editors.identity import IdentityMeter
     from editors.locality import _upscaled
 
     layers = generator.style_layers()
     starts = flat_index(layers)
-    effect = np.full((len(seeds), len(candidates)), np.nan)
+    faces: list[torch.Tensor] = []
+    with torch.no_grad():
+        for seed in seeds:
+            z = seed_to_z([seed], generator.z_dim).to(generator.device)
+            faces.append(generator.broadcast(generator.mapping(z, truncation_psi=truncation_psi)))
+    faces += [
+        torch.as_tensor(np.asarray(w, np.float32))[None].to(generator.device) for w in latents
+    ]
+    effect = np.full((len(faces), len(candidates)), np.nan)
     drift = np.full_like(effect, np.nan)
     by_layer: dict[int, list[tuple[int, int]]] = {}
     for column, flat in enumerate(candidates):
         layer, channel = key_of(int(flat), layers)
         by_layer.setdefault(layer, []).append((column, channel))
-    for row, seed in enumerate(seeds):
+    for row, ws in enumerate(faces):
         with torch.no_grad():
-            z = seed_to_z([seed], generator.z_dim).to(generator.device)
-            ws = generator.broadcast(generator.mapping(z, truncation_psi=truncation_psi))
             base = to_rgb_u8(generator.synthesis(ws))[0]
         landmarks, before = face_landmarks(base), measure(base)
         if landmarks is None or before is None:
@@ -428,9 +437,11 @@ def regional_direction(
     sigmas: float = 1.4,
     region: str = "mouth",
     grow: float = 1.4,
+    min_agreement: float = 0.8,
 ) -> StyleDirection:
     """A localized direction from ``score_channels`` results: the ``count`` channels with the
-    most effect per identity drift whose effect has the same sign on every face, each moved
+    most effect per identity drift whose effect has the sign of their mean effect on at least
+    ``min_agreement`` of the faces, each moved
     ``sigmas`` of its σ per σ of slider in the direction that raises the measure, blended
     inside the landmark ``region``.
 
@@ -439,7 +450,8 @@ def regional_direction(
     """
     mean_effect = np.nanmean(effect, axis=0)
     mean_drift = np.nanmean(drift, axis=0)
-    consistent = (np.sign(effect) == np.sign(mean_effect)).all(axis=0) & (mean_effect != 0)
+    agreement = np.nanmean(np.sign(effect) == np.sign(mean_effect), axis=0)
+    consistent = (agreement >= min_agreement) & (mean_effect != 0)
     quality = np.where(consistent, np.abs(mean_effect) / (mean_drift + 0.02), -1.0)
     chosen = [int(j) for j in np.argsort(-quality)[:count] if quality[j] > 0]
     if not chosen:
@@ -463,6 +475,7 @@ def regional_direction(
             "faces": int(effect.shape[0]),
             "count": count,
             "sigmas_per_slider_sigma": sigmas,
+            "min_agreement": min_agreement,
             "atlas_faces": atlas.faces,
         },
     )

@@ -195,3 +195,28 @@ def region_mask(
             mask |= _scaled_hull(points[list(group)], shape, grow)
         return mask
     return intended_mask(region, points, shape)
+
+
+_warming: list[object] = []
+
+
+def warm_up_in_background() -> None:
+    """Load dlib's detector and landmark model on a daemon thread (once per process).
+
+    Their first load takes seconds; a region-localized slider needs them on its first frame.
+    """
+    import threading
+
+    if _warming:
+        return
+
+    def load() -> None:
+        from editors.identity import _detector, _dlib_lock, _predictor
+
+        with _dlib_lock:
+            _detector()
+            _predictor()
+
+    thread = threading.Thread(target=load, name="dlib warm-up", daemon=True)
+    _warming.append(thread)
+    thread.start()

@@ -33,6 +33,7 @@ from app.panels.rows import drag_slider
 from app.workers import Job
 from editors.channel_discovery import ATLAS_REGIONS, ChannelAtlas, cached_atlas
 from editors.locality import measure_state
+from editors.regions import warm_up_in_background
 from editors.state import EditState, with_style_amount
 from editors.stylespace import flat_index, key_of, style_statistics
 
@@ -145,6 +146,9 @@ class StyleSpacePanel(QWidget):
         session.state_changed.connect(self._on_state_changed)
         if session.generator is not None:
             self._on_generator_changed(session.generator)
+        # Localized sliders and the readout need dlib's models, whose first load takes seconds:
+        # load them while the model loads.
+        warm_up_in_background()
 
     # -- model --------------------------------------------------------------------------------
     def _layers(self) -> list:
