@@ -28,6 +28,8 @@ from models.generator import Generator, NoiseMode, to_rgb_u8
 from models.jobs import Cancelled, OnStep, Progress, ShouldStop, report
 
 Point = tuple[float, float]
+PREVIEW_EVERY_STEP_UP_TO = 256  # px; larger models draw a preview every PREVIEW_INTERVAL steps
+PREVIEW_INTERVAL = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +299,14 @@ def drag(
         outside = torch.from_numpy(~region).to(device=device, dtype=torch.float32)[None, None]
         keep = F.adaptive_avg_pool2d(outside, cfg.feature_resolution)
 
-    def render(latent_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # Only the blocks up to the features take part in the loss. Large models skip the rest on
+    # most steps and draw the picture only for some previews and the result (a 1024 px step
+    # then costs about what a 128 px model's does).
+    preview_every = 1 if res <= PREVIEW_EVERY_STEP_UP_TO else PREVIEW_INTERVAL
+    # 'orig' and 'resnet' networks only draw RGB at the end: their partial renders run it all.
+    partial_ok = getattr(generator, "arch", "skip") == "skip"
+
+    def render(latent_rows: torch.Tensor, picture: bool) -> tuple[torch.Tensor, np.ndarray | None]:
         captured: dict[str, torch.Tensor] = {}
 
         def hook(index: int, features: torch.Tensor) -> None:
@@ -306,15 +315,26 @@ def drag(
 
         full = torch.cat([latent_rows, fixed_rows], dim=1).to(dtype)
         image = generator.synthesis(
-            full, noise_mode=noise_mode, noise_strength=noise_strength, feature_hook=hook
+            full,
+            noise_mode=noise_mode,
+            noise_strength=noise_strength,
+            feature_hook=hook,
+            max_resolution=None if picture or not partial_ok else cfg.feature_resolution,
         )
-        return captured["f"].float(), image
+        features = captured["f"].float()
+        if not torch.isfinite(features).all() or not torch.isfinite(image).all():
+            raise FloatingPointError
+        return features, to_rgb_u8(image.detach())[0] if picture else None
 
-    def snapshot(rows: torch.Tensor, image: torch.Tensor, step: int, done: bool) -> DragResult:
+    def result(rows: torch.Tensor, image: np.ndarray | None, step: int, done: bool) -> DragResult:
+        if image is None:
+            with torch.no_grad():
+                image = render(rows, True)[1]
+        assert image is not None
         ws_out = torch.cat([rows.detach(), fixed_rows], dim=1)[0]
         return DragResult(
             ws=ws_out.cpu().numpy().astype(np.float32),
-            image=to_rgb_u8(image.detach())[0],
+            image=image,
             points=_as_points(points),
             steps=step,
             arrived=done,
@@ -322,11 +342,10 @@ def drag(
         )
 
     with torch.enable_grad():
-        features, image = render(trainable)
+        features, image = render(trainable, True)
         with torch.no_grad():
             references = _sample(features, points, res)  # [C, handles]
             start_features = features.detach() if keep is not None else None
-        good = snapshot(trainable, image, 0, False)
         step = 0
         while True:
             with torch.no_grad():
@@ -337,7 +356,6 @@ def drag(
                         )
                 distances = (goals - points).norm(dim=1)
                 done = bool((distances <= cfg.done_distance).all())
-            good = snapshot(trainable, image, step, done)
             report(
                 on_step,
                 DragProgress(
@@ -345,30 +363,32 @@ def drag(
                     max_steps,
                     f"step {step}/{max_steps}",
                     {"distance": float(distances.max())},
-                    good.image,
-                    good.points,
+                    image,
+                    _as_points(points),
                 ),
             )
             if done or step >= max_steps:
-                return good
+                return result(trainable, image, step, done)
             if should_stop is not None and should_stop():
-                raise Cancelled(good)
+                raise Cancelled(result(trainable, image, step, done))
             loss = _motion_loss(features, points, goals, motion_patch, res)
             if keep is not None:
                 assert start_features is not None
                 loss = loss + cfg.mask_weight * F.l1_loss(features * keep, start_features * keep)
             if not loss.requires_grad:  # every handle is on its target: nothing left to pull
-                return good
+                return result(trainable, image, step, done)
             (grad,) = torch.autograd.grad(loss, [trainable])
             previous = trainable.detach().clone()
             trainable.grad = grad
             optimizer.step()
-            step += 1
-            features, image = render(trainable)
-            if not (torch.isfinite(features).all() and torch.isfinite(image).all()):
+            try:
+                picture = on_step is not None and (step + 1) % preview_every == 0
+                features, image = render(trainable, picture)
+            except FloatingPointError:  # the step broke the picture: keep the one before
                 with torch.no_grad():
                     trainable.copy_(previous)
-                return good
+                return result(trainable, image, step, done)
+            step += 1
 
 
 def _motion_loss(
