@@ -113,7 +113,7 @@ def write_localized(generator, directions, args):
         layers = generator.style_layers()
         made.append(
             regional_direction(
-                "smile", layers, atlas, candidates, effect, drift, count=args.count, sigmas=1.2
+                "smile", layers, atlas, candidates, effect, drift, count=args.count, sigmas=0.6
             )
         )
     styles = StyleDirectionSet(tuple(made), directions.fingerprint)
