@@ -159,3 +159,37 @@ def test_readout_measures_where_a_known_change_landed() -> None:
     unchanged = measure_edit(before, before, "lower face", landmarks=points)
     assert unchanged.identity_drift == pytest.approx(0.0, abs=1e-4)
     assert np.isnan(unchanged.share_inside)
+
+
+def test_channel_discovery_maps_every_channel_and_is_cached(generator, tmp_path, monkeypatch):
+    import editors.channel_discovery as discovery
+
+    # The tiny random model draws no faces: give every sample the schematic face (32 px).
+    monkeypatch.setattr(discovery, "face_landmarks", lambda rgb: _face_landmarks() / 2)
+    steps = []
+    atlas = discovery.cached_atlas(
+        generator, cache=tmp_path, faces=2, batch_size=16, on_step=steps.append
+    )
+    total = sum(layer.channels for layer in generator.style_layers())
+    assert atlas.shares.shape == (total, len(discovery.ATLAS_REGIONS)) and atlas.faces == 2
+    seven = atlas.shares[:, : len(REGION_NAMES)]  # the disjoint regions cover every pixel
+    assert np.allclose(seven.sum(1)[atlas.magnitude > 0], 1.0, atol=1e-4)
+    assert steps and steps[-1].step == steps[-1].total
+    # independent check of one channel: push it alone on the same two faces
+    layer = generator.style_layers()[3]
+    flat = sum(x.channels for x in generator.style_layers()[:3]) + 5
+    offset = torch.zeros(1, layer.channels)
+    offset[0, 5] = atlas.step_sigmas * float(atlas.std[flat])
+    changes = []
+    for seed in (2024, 2025):
+        ws = generator.broadcast(generator.mapping(seed_to_z([seed], 32), truncation_psi=0.7))
+        with torch.no_grad():
+            base = generator.synthesis(ws)
+            moved = generator.synthesis(ws, style_offsets={3: offset})
+        changes.append(float((moved - base).abs().sum(1).mean()) * 127.5)
+    assert atlas.magnitude[flat] == pytest.approx(np.mean(changes), rel=1e-3)
+    path = discovery.atlas_cache_path(generator.fingerprint(), tmp_path)
+    assert path.is_file()
+    monkeypatch.setattr(discovery, "discover_channels", lambda *a, **k: pytest.fail("not cached"))
+    again = discovery.cached_atlas(generator, cache=tmp_path)
+    assert np.array_equal(again.shares, atlas.shares)
