@@ -221,3 +221,22 @@ def test_region_localized_slider_changes_only_its_landmark_region(generator) -> 
 
     again = style_directions_from_json(style_directions_to_json(StyleDirectionSet((local,))))
     assert (again["smile"].mask_region, again["smile"].block_resolution) == ("mouth", 8)
+
+
+def test_demo_smile_is_local_and_the_readout_says_so() -> None:
+    from editors.direction_files import default_directions_path
+    from editors.locality import measure_state
+    from models import load_generator
+
+    demo = Path(__file__).resolve().parents[2] / "resources/models/demo-faces-64.safetensors"
+    generator = load_generator(demo, "cpu")
+    directions = load_directions(default_directions_path(demo))
+    assert directions.styles is not None and "smile" in directions.styles
+    amount = 2 * directions["smile"].scale  # +2σ, as the slider and `edit smile=+2` set it
+    state = EditState(seed=505, directions=directions, attribute_amounts={"smile": amount})
+    what, local = measure_state(generator, state)
+    assert what == "smile" and local.region == "lower face"
+    assert local.share_inside > 0.95 and local.mouth_width_change > 0.05
+    assert local.identity_drift < 0.13  # measured 0.112 (issue 15's goal: <= 0.12)
+    _, plain = measure_state(generator, state.replace(attribute_space="w"))
+    assert plain.share_inside < 0.4 and plain.identity_drift > 0.2
