@@ -151,7 +151,7 @@ def check_inputs(
         )
     handle_points = _points(handles, "handle", res)
     target_points = _points(targets, "target", res)
-    latent = np.asarray(ws, dtype=np.float32)
+    latent = np.array(ws, dtype=np.float32)  # a copy: read-only arrays (EditState) are fine
     if latent.ndim == 3 and latent.shape[0] == 1:
         latent = latent[0]
     if latent.shape != (generator.num_ws, generator.w_dim):

@@ -122,3 +122,35 @@ def test_a_progan_model_gets_a_clear_message(make_main_window, qtbot, tmp_path) 
     _click(qtbot, window, 6, 6)
     window.drag_panel.start()
     qtbot.waitUntil(lambda: "StyleGAN2" in window.drag_panel.status.text(), timeout=30000)
+
+
+def test_a_tuned_photo_is_dragged_with_its_tuning(window, qtbot) -> None:
+    import torch
+
+    from editors.drag import DragProgress
+    from editors.pivotal import tune
+    from models.generator import to_rgb_u8
+
+    panel, session = window.drag_panel, window.session
+    base = session.generator
+    ws = wait_for_frame_of(qtbot, window).ws
+    target = np.random.RandomState(0).randint(0, 255, (32, 32, 3), dtype=np.uint8)
+    tuning = tune(base, target, ws, steps=2)
+    session.set_tuning(tuning.generator, tuning.delta)
+    qtbot.waitUntil(lambda: session.generator is tuning.generator, timeout=10000)
+    wait_for_frame_of(qtbot, window)
+    _click(qtbot, window, 12, 16)
+    _click(qtbot, window, 15, 16)
+    window.findChild(QSpinBox, "dragStepsSpin").setValue(2)
+    previews = []
+    panel.start().progressed.connect(
+        lambda p: previews.append(p.preview) if isinstance(p, DragProgress) else None
+    )
+    qtbot.waitUntil(lambda: "Dragged after" in panel.status.text(), timeout=60000)
+    dragged = torch.from_numpy(np.array(session.state.base_ws))[None]
+    with torch.no_grad():
+        tuned_rgb = to_rgb_u8(tuning.generator.synthesis(dragged))[0]
+        base_rgb = to_rgb_u8(base.synthesis(dragged))[0]
+    # the drag's own pictures were the tuned model's
+    np.testing.assert_array_equal(previews[-1], tuned_rgb)
+    assert not np.array_equal(tuned_rgb, base_rgb)

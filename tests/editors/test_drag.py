@@ -254,3 +254,11 @@ def test_cli_drags_a_tuned_latent_with_its_tuning(tiny_checkpoint, tmp_path: Pat
     # the picture is the tuned model's, not the base model's
     np.testing.assert_array_equal(np.asarray(Image.open(out)), _render(tuned, dragged))
     assert not np.array_equal(_render(tuned, dragged), _render(generator, dragged))
+
+
+def test_a_read_only_latent_is_accepted(tiny_generator) -> None:
+    generator = tiny_generator(32)
+    ws = _latent(generator)
+    ws.setflags(write=False)  # as EditState stores latents
+    result = drag(generator, ws, [(12, 16)], [(16, 16)], steps=1, settings=SETTINGS)
+    assert result.steps == 1
