@@ -128,3 +128,12 @@ def test_inspect_shows_a_feature_map_with_stats(window, qtbot) -> None:
     assert not panel.preview.pixmap().isNull()
     panel.mean_check.setChecked(True)
     assert f"mean {maps.mean(0).mean():.3f}" in panel.stats.text()
+
+
+def test_side_effect_readout_explains_when_there_is_no_face(window, qtbot) -> None:
+    panel = window.stylespace_panel
+    window.show_tool(panel)
+    panel.channel_slider.setValue(15)
+    qtbot.mouseClick(window.findChild(QPushButton, "measureButton"), Qt.MouseButton.LeftButton)
+    # the tiny random model draws no face: the readout says why it cannot measure
+    qtbot.waitUntil(lambda: "no face found" in panel.readout.text(), timeout=30000)
