@@ -1,4 +1,4 @@
-"""StyleGAN2 generator (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", 2020).
+"""StyleGAN2 generator (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN").
 
 Parameters and buffers are named and shaped exactly like rosinality's ``stylegan2-pytorch``
 ``Generator`` (the ``g_ema`` state dict that e4e, pSp, StyleCLIP and many model zoos ship), so such
@@ -372,7 +372,8 @@ class StyleGAN2Generator(Generator):
 
         Args:
             ws: one style vector per style input.
-            noise_mode: "const" uses the stored noise maps, "random" draws new ones, "none" adds none.
+            noise_mode: "const" uses the stored noise maps, "random" draws new ones, "none" adds
+                none.
             noise_strength: per-layer multipliers of the noise maps ([num_layers] floats).
             noise: explicit noise maps (one per layer, [N or 1, 1, r, r]); overrides noise_mode.
             max_resolution: stop at this block and return its running image (a cheap preview).
