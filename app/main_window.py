@@ -104,7 +104,7 @@ class MainWindow(PanelHostMixin, QMainWindow):
         self.render_service.failed.connect(self._on_render_service_failed)
 
         initial = EditState(truncation_psi=self.settings.truncation_psi)
-        self.session.apply(initial)
+        self.session.set_starting_state(initial)
         geometry = self.settings.window_geometry
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1280, 820)

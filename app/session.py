@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoStack
 
 from app.render_service import RenderedFrame, RenderService
-from app.undo import SetStateCommand
+from app.undo import UndoStack
+from editors.history import EditHistory
 from editors.session_io import (
     ModelReference,
     SessionFile,
@@ -41,9 +41,9 @@ class Session(QObject):
     def __init__(self, render_service: RenderService, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.render_service = render_service
-        self.undo_stack = QUndoStack(self)
-        self.undo_stack.setUndoLimit(500)
         self._state = EditState()
+        self.history = EditHistory(self._state)  # read it freely; move it through undo_stack
+        self.undo_stack = UndoStack(self.history, self.apply, self)  # Qt actions and signals
         self._generator: Generator | None = None
         self._base_generator: Generator | None = None  # the loaded model when rendering a tuning
         self._fingerprint: str | None = None
@@ -116,13 +116,11 @@ class Session(QObject):
     # -- changes ------------------------------------------------------------------------------
     def propose(self, state: EditState, text: str, merge_key: str | None = None) -> None:
         """Make ``state`` current as one undoable step (merged by ``merge_key``)."""
-        self.undo_stack.push(SetStateCommand(self, self._state, state, text, merge_key))
+        self.history.propose(state, text, merge_key)  # the undo stack shows it
 
     def seal(self) -> None:
         """End the current gesture: the next change starts a new undo entry."""
-        command = self.undo_stack.command(self.undo_stack.index() - 1)
-        if isinstance(command, SetStateCommand):
-            command.seal()
+        self.history.seal()
 
     def begin_drag(self) -> None:
         """A slider was pressed: preview in draft on slow models."""
@@ -139,24 +137,17 @@ class Session(QObject):
 
         Only while the history is empty: it becomes the state the history starts from.
         """
-        if self.undo_stack.count() == 0:
+        if self.history.set_starting_state(state):
             self.apply(state)
-        else:
-            self.propose(state, "Update")
-            self.seal()
 
     def has_unsaved_edits(self) -> bool:
         """True when edits worth keeping (sliders, mixing, a projected photo) were made since
         the last save or open."""
-        state = self._state
-        worth_keeping = state.has_edits or state.base_ws is not None
-        return worth_keeping and self.undo_stack.count() > 0 and not self.undo_stack.isClean()
+        return self.history.has_unsaved_edits()
 
     def reset_edits(self) -> None:
         """Put every slider, mix and noise setting back (one undo entry)."""
-        if self._state.has_edits:
-            self.propose(reset_edits(self._state), "Reset edits")
-            self.seal()
+        self.history.reset_edits()
 
     def apply(self, state: EditState) -> None:
         """Store ``state``, announce it and render it (called by undo commands only)."""
@@ -205,7 +196,7 @@ class Session(QObject):
             OSError, ValueError: the file cannot be written.
         """
         saved = save_session(path, self._state, self.model_reference(), self.tuning)
-        self.undo_stack.setClean()  # what is on screen is saved: nothing to ask about on quit
+        self.undo_stack.mark_clean()  # what is on screen is saved: nothing to ask about on quit
         return saved
 
     def open_from(self, path: str | Path) -> SessionFile:
@@ -232,9 +223,8 @@ class Session(QObject):
             self.set_tuning(apply_delta(generator, session.tuning, path), session.tuning)
         elif self.tuning is not None:
             self.set_tuning(None, None)
-        self.propose(session.state, f"Open session {Path(path).name}")
-        self.seal()
-        self.undo_stack.setClean()
+        self.history.commit(session.state, f"Open session {Path(path).name}")
+        self.undo_stack.mark_clean()
         return session
 
     # -- render service -----------------------------------------------------------------------
@@ -252,7 +242,6 @@ class Session(QObject):
         self._generator = generator
         self._fingerprint = None
         self._generator_serial += 1
-        self.undo_stack.clear()
         # Latents, directions and mixes of another model do not carry over.
         self._state = reset_edits(self._state).replace(
             base_ws=None,
@@ -261,6 +250,7 @@ class Session(QObject):
             locked=frozenset(),
             component_layers=None,
         )
+        self.undo_stack.restart(self._state)
         self._shown_request = 0
         self.generator_changed.emit(generator)
         self.state_changed.emit(self._state)

@@ -1,86 +1,90 @@
-"""Undo: every user change is a ``SetStateCommand`` holding the state before and after it."""
+"""Undo in the GUI: a ``QUndoStack`` that mirrors the session's ``editors.history.EditHistory``.
+
+The history decides everything (merging, sealing, the clean mark, the limit); the stack keeps one
+command per history step so Qt's undo/redo actions, its signals and row jumps work, and a command
+only moves the history and shows the state it arrives at. In the GUI, move the history through
+this stack (undo, redo, setIndex, ``mark_clean``, ``restart``) so both stay in step.
+"""
 
 from __future__ import annotations
 
-import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 if TYPE_CHECKING:
-    from app.session import Session
+    from editors.history import EditHistory
     from editors.state import EditState
 
-
-def merge_id(merge_key: str | None) -> int:
-    """A stable positive command id per merge key; -1 means "never merge"."""
-    if merge_key is None:
-        return -1
-    return zlib.crc32(merge_key.encode()) & 0x7FFFFFFF
+MERGEABLE_ID = 1  # every command that may merge; the history tells whether it did
 
 
-class SetStateCommand(QUndoCommand):
-    """Switches the session between two edit states.
+class StepCommand(QUndoCommand):
+    """The Qt stand-in for one history step."""
 
-    Commands with the same ``merge_key`` merge while unsealed, so a whole slider drag is one undo
-    entry; ``seal()`` (on slider release) makes the next drag start a new entry.
-    """
-
-    def __init__(
-        self,
-        session: Session,
-        before: EditState,
-        after: EditState,
-        text: str,
-        merge_key: str | None = None,
-    ) -> None:
+    def __init__(self, stack: UndoStack, text: str, mergeable: bool, merged: bool) -> None:
         super().__init__(text)
-        self._session = session
-        self.before = before
-        self.after = after
-        self._id = merge_id(merge_key)
-        self.sealed = False
+        self._stack = stack
+        self._id = MERGEABLE_ID if mergeable else -1
+        self._merged = merged  # the history merged this proposal into its last step
+        self._pushed = False
 
     def redo(self) -> None:
-        self._session.apply(self.after)
+        history = self._stack.history
+        if self._pushed:
+            state = history.redo()
+        else:  # QUndoStack.push redoes first: the history has already taken the step
+            self._pushed = True
+            state = history.current
+        if state is not None:
+            self._stack.apply(state)
 
     def undo(self) -> None:
-        self._session.apply(self.before)
+        state = self._stack.history.undo()
+        if state is not None:
+            self._stack.apply(state)
 
     def id(self) -> int:
         return self._id
 
     def mergeWith(self, other: QUndoCommand) -> bool:
-        if self.sealed or not isinstance(other, SetStateCommand) or other.id() != self.id():
+        # Qt only asks when both may merge and the entry is not the clean one, which the history
+        # also requires; the history adds "same key" and "not sealed".
+        if not isinstance(other, StepCommand) or not other._merged:
             return False
-        self.after = other.after
         self.setText(other.text())
         return True
 
-    def seal(self) -> None:
-        """Stop merging later commands into this one."""
-        self.sealed = True
 
+class UndoStack(QUndoStack):
+    """The Qt face of an ``EditHistory``: one command per step, added as the history proposes."""
 
-def entry_state(stack: QUndoStack, index: int, current: EditState) -> EditState:
-    """The state the stack shows at ``index`` (0 = before the first command, as QUndoView counts).
+    def __init__(
+        self,
+        history: EditHistory,
+        apply: Callable[[EditState], None],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        if len(history):
+            raise ValueError("the undo stack must start with an empty history")
+        self.history = history
+        self.apply = apply  # makes a state current (the session's apply)
+        self.setUndoLimit(history.limit)
+        history.on_step = self._on_history_step
 
-    ``current`` is returned for an empty stack (the state with no history yet).
-    """
-    if stack.count() == 0:
-        return current
-    if index == 0:
-        first = stack.command(0)
-        return first.before if isinstance(first, SetStateCommand) else current
-    command = stack.command(index - 1)
-    return command.after if isinstance(command, SetStateCommand) else current
+    def mark_clean(self) -> None:
+        """The current entry matches the saved file."""
+        self.history.set_clean()
+        self.setClean()
 
+    def restart(self, start: EditState) -> None:
+        """Forget every step; ``start`` is the new start state."""
+        self.history.clear(start)
+        self.clear()
 
-def entries(
-    stack: QUndoStack, current: EditState, start_text: str = "Start"
-) -> list[tuple[str, EditState]]:
-    """Every history entry as (text, state), entry 0 being the state before the first command."""
-    result = [(start_text, entry_state(stack, 0, current))]
-    for index in range(stack.count()):
-        result.append((stack.text(index), entry_state(stack, index + 1, current)))
-    return result
+    def _on_history_step(self, merged: bool, mergeable: bool) -> None:
+        history = self.history
+        self.push(StepCommand(self, history.text(history.index), mergeable, merged))

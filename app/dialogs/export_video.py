@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
 
 from app.dialogs.job_dialog import JobDialog
 from app.errors import ErrorReport, show_error
-from app.undo import entries
 from app.workers import Job
 from editors.export import InterpolationSpec, SweepSpec, VideoConfig, export_image, export_video
 from editors.rendering import Renderer
@@ -171,7 +170,7 @@ class ExportVideoDialog(JobDialog):
         self._entries = []
         for combo in (self.start_combo, self.end_combo):
             combo.clear()
-        for text, entry in entries(self.session.undo_stack, state):
+        for text, entry in self.session.history.entries():
             self._entries.append(entry)
             self.start_combo.addItem(text)
             self.end_combo.addItem(text)

@@ -1,4 +1,4 @@
-"""The history of edits as thumbnails (a QUndoView-like list on the session's undo stack).
+"""The history of edits as thumbnails (a QUndoView-like list of the session's edit history).
 
 Clicking an entry jumps to it; any entry with a rendered picture can become the style-mixing
 donor. Thumbnails come from the frames the render thread delivers: a frame tagged with the state
@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.undo import entries, entry_state
 from app.widgets.image_view import rgb_to_qimage
 from app.workers import Job
 from editors.mixing import LatentSource, StyleMix
@@ -107,8 +106,8 @@ class HistoryPanel(QWidget):
 
     # -- list ---------------------------------------------------------------------------------
     def _sync(self, *_args: object) -> None:
-        stack = self.session.undo_stack
-        items = entries(stack, self.session.state)
+        history = self.session.history
+        items = history.entries()
         with QSignalBlocker(self.list):
             while self.list.count() > len(items):
                 self.list.takeItem(self.list.count() - 1)
@@ -122,10 +121,10 @@ class HistoryPanel(QWidget):
                 item.setIcon(
                     picture.icon if picture is not None and picture.state is state else QIcon()
                 )
-            self.list.setCurrentRow(stack.index())
+            self.list.setCurrentRow(history.index)
         self._forget_unreachable({id(state) for _, state in items})
-        self.undo_button.setEnabled(stack.canUndo())
-        self.redo_button.setEnabled(stack.canRedo())
+        self.undo_button.setEnabled(history.can_undo())
+        self.redo_button.setEnabled(history.can_redo())
         self._backfill([state for _, state in items])
 
     def _backfill(self, states: list[EditState]) -> None:
@@ -168,7 +167,7 @@ class HistoryPanel(QWidget):
         return generator is not None and generator.num_ws > 1
 
     def _on_list_current_row_changed(self, row: int) -> None:
-        if row >= 0 and row != self.session.undo_stack.index():
+        if row >= 0 and row != self.session.history.index:
             self.session.undo_stack.setIndex(row)
 
     def _on_list_context_menu_requested(self, position: QPoint) -> None:
@@ -222,7 +221,7 @@ class HistoryPanel(QWidget):
         """The rendered picture of entry ``row``, if it has one."""
         if not 0 <= row < self.list.count():
             return None
-        state = entry_state(self.session.undo_stack, row, self.session.state)
+        state = self.session.history.entry_state(row)
         picture = self._pictures.get(id(state))
         return picture if picture is not None and picture.state is state else None
 
