@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from app.render_service import RenderedFrame, RenderService
 from app.undo import UndoStack
 from editors.history import EditHistory
+from editors.rendering import wants_drafts
 from editors.session_io import (
     ModelReference,
     SessionFile,
@@ -22,9 +23,6 @@ from editors.state import EditState, reset_edits
 if TYPE_CHECKING:
     from editors.pivotal import TuningDelta
     from models.generator import Generator
-
-# On a CPU, images this large render slowly enough to want a preview while dragging.
-DRAFT_MIN_RESOLUTION = 256
 
 
 class Session(QObject):
@@ -102,12 +100,7 @@ class Session(QObject):
     @property
     def is_slow_model(self) -> bool:
         """True when full frames are slow enough to preview in draft while dragging."""
-        generator = self._generator
-        return (
-            generator is not None
-            and generator.device.type == "cpu"
-            and generator.resolution >= DRAFT_MIN_RESOLUTION
-        )
+        return self._generator is not None and wants_drafts(self._generator)
 
     def set_generator(self, generator: Generator) -> None:
         """Render with ``generator`` from now on; edits made for another model are forgotten."""

@@ -181,6 +181,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import torch
 
+    from editors.rendering import wants_drafts
     from editors.state import EditState, with_amount
 
     if args.threads:
@@ -211,7 +212,7 @@ def main() -> int:
                 f"{resolution:>5} {'release':<10} {'exact':<6} {ms:>9.1f} {restart:>6}px {share:>8}"
             )
         # A 100-step drag of the all-rows slider; drafts on a CPU from 256 px, as in the app.
-        draft = args.device == "cpu" and resolution >= 256
+        draft = wants_drafts(generator)
         states = [with_amount(base, "all", 3.0 * i / DRAG_STEPS) for i in range(DRAG_STEPS)]
         fps, size = drag_with_renderer(generator, states, draft, args.device)
         mode = f"draft {size}px" if draft else "full"

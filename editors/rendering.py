@@ -120,6 +120,16 @@ class RenderResult:
     identity_distance: float | None = None  # drift from the unedited face, when measured
 
 
+# On a CPU, images this large render slowly enough to want a preview while dragging.
+DRAFT_MIN_RESOLUTION = 256
+
+
+def wants_drafts(generator: Generator) -> bool:
+    """True when ``generator``'s full frames are slow enough to preview in draft while a slider
+    is dragged (the GUI's rule, shared with the edit benchmark)."""
+    return generator.device.type == "cpu" and generator.resolution >= DRAFT_MIN_RESOLUTION
+
+
 @dataclass(slots=True)
 class Renderer:
     """Renders ``RenderArgs`` with one generator, reusing mapped seeds and cached activations.

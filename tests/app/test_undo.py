@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
+import pytest
+import torch
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from app.session import Session
 from app.undo import UndoStack
 from editors.history import EditHistory
 from editors.state import EditState
@@ -96,3 +101,40 @@ def test_restart_forgets_the_steps_and_sets_the_start(qapp) -> None:
     stack.restart(EditState(seed=9))
     assert stack.count() == 0 and stack.isClean() and history.entries()[0][1].seed == 9
     assert not stack.canUndo() and stack.undoText() == ""
+
+
+class RecordingRenderService(QObject):
+    """Stands in for the render thread: records what the session asks for."""
+
+    rendered = Signal(object)
+    generator_changed = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = []
+
+    def submit(self, args) -> int:
+        self.requests.append(args)
+        return len(self.requests)
+
+
+@pytest.mark.parametrize(
+    ("device", "resolution", "drafts"), [("cpu", 256, True), ("cpu", 128, False)]
+)
+def test_a_slider_drag_is_one_step_and_drafts_on_large_cpu_models(
+    qapp, device, resolution, drafts
+) -> None:
+    service = RecordingRenderService()
+    session = Session(service)
+    model = SimpleNamespace(device=torch.device(device), resolution=resolution)
+    service.generator_changed.emit(model)
+    start = session.state
+    session.begin_drag()
+    for amount in (0.5, 1.0, 1.5):
+        session.propose(start.replace(attribute_amounts={"smile": amount}), "Smile", "attr:smile")
+    assert [args.draft for args in service.requests[-3:]] == [drafts] * 3
+    session.end_drag()
+    assert service.requests[-1].draft is False  # the released slider gets a full frame
+    assert session.undo_stack.count() == len(session.history) == 1
+    session.undo_stack.undo()
+    assert session.state is start and session.history.current is start
