@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 class Session(QObject):
     """Holds the current ``EditState`` and the loaded generator; every change goes through here.
 
-    Panels call ``propose``; the undo stack's commands call ``apply``, which stores the state,
-    emits ``state_changed`` and asks the render service for a new frame.
+    Panels call ``propose``, which adds a step to ``history`` (``editors.history``); the undo
+    stack mirroring it calls ``apply``, which stores the state, emits ``state_changed`` and asks
+    the render service for a new frame.
     """
 
     state_changed = Signal(object)  # EditState

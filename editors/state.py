@@ -1,7 +1,7 @@
 """The edit state: an immutable value describing what the user is looking at.
 
-Every change the user makes produces a new ``EditState`` (the GUI's undo stack stores before/after
-pairs of these), so arrays inside are flagged read-only and never mutated. ``resolve_ws`` turns a
+Every change the user makes produces a new ``EditState`` (``editors.history`` keeps one per
+step), so arrays inside are flagged read-only and never mutated. ``resolve_ws`` turns a
 state plus its base latent into the latent to render; it is pure and keeps every row that no
 active edit touches bit-identical to the base, so the synthesis cache can skip those blocks.
 """
