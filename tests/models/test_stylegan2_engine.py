@@ -63,3 +63,18 @@ def test_weight_and_activation_modulation_give_the_same_image() -> None:
         finally:
             layers.WEIGHT_MODULATION_AT_BATCH_1 = True
     assert torch.allclose(by_weight, by_activation, atol=1e-5)
+
+
+def test_skip_upsampling_fast_path_equals_the_fir_definition() -> None:
+    kernel = layers.make_kernel(layers.BLUR_KERNEL) * 4
+    image = torch.randn(2, 3, 9, 7).contiguous(memory_format=torch.channels_last)
+    fast = layers.upsample_skip(image, kernel)
+    assert layers._is_default_upsample_kernel(kernel)
+    expected = layers.upfirdn2d(image, kernel, up=2, pad=(2, 1))
+    assert fast.shape == expected.shape == (2, 3, 18, 14)
+    assert torch.allclose(fast, expected, atol=1e-6)
+    other = kernel.flip(0) * torch.linspace(0.5, 1.5, 4)[:, None]  # not the default: generic path
+    assert not layers._is_default_upsample_kernel(other)
+    assert torch.equal(
+        layers.upsample_skip(image, other), layers.upfirdn2d(image, other, up=2, pad=(2, 1))
+    )
