@@ -102,7 +102,8 @@ def test_stop_keeps_the_last_step(window, qtbot) -> None:
     qtbot.waitUntil(lambda: "Step 2" in panel.status.text() or not panel.busy(), timeout=30000)
     qtbot.mouseClick(window.findChild(QPushButton, "dragStop"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Stopped after" in panel.status.text(), timeout=60000)
-    assert not job.is_running
+    # the worker thread clears is_running just after the result reaches the GUI
+    qtbot.waitUntil(lambda: not job.is_running, timeout=10000)
     assert session.undo_stack.count() == entries + 1 and session.state.base_ws is not None
 
 
@@ -152,5 +153,9 @@ def test_a_tuned_photo_is_dragged_with_its_tuning(window, qtbot) -> None:
         tuned_rgb = to_rgb_u8(tuning.generator.synthesis(dragged))[0]
         base_rgb = to_rgb_u8(base.synthesis(dragged))[0]
     # the drag's own pictures were the tuned model's
-    np.testing.assert_array_equal(previews[-1], tuned_rgb)
-    assert not np.array_equal(tuned_rgb, base_rgb)
+    # Steps run with autograd (NCHW), renders without (NHWC on CPUs): rounding may differ by 1.
+    preview_error = np.abs(previews[-1].astype(int) - tuned_rgb.astype(int))
+    assert preview_error.max() <= 1
+    assert np.abs(tuned_rgb.astype(int) - base_rgb.astype(int)).max() > 8 * max(
+        1, preview_error.max()
+    )
