@@ -1,4 +1,4 @@
-"""Error reporting in the GUI: a message box naming the problem, with the traceback under Details."""
+"""Error reporting in the GUI: a message box naming the problem, the traceback under Details."""
 
 from __future__ import annotations
 

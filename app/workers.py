@@ -53,7 +53,7 @@ class Job(QObject):
         self._stop = threading.Event()
         self._running = False
         self._finished = threading.Event()
-        # Guards the hand-over between the pool starting the job and shutdown taking it off the queue.
+        # Guards the hand-over between the pool starting the job and shutdown dequeuing it.
         self._start_lock = threading.Lock()
         self._started = False
         self._pool: QThreadPool | None = None

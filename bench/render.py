@@ -1,4 +1,5 @@
-"""Render speed and memory: ms per image and peak memory for FFHQ-layout generators (random weights).
+"""Render speed and memory: ms per image and peak memory of FFHQ-layout generators (random
+weights).
 
 Each configuration runs in its own subprocess so its peak memory is its own.
 
@@ -78,9 +79,13 @@ def main() -> int:
 
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, repeats {args.repeats} (median)"
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"repeats {args.repeats} (median)"
     )
-    header = f"{'device':<6} {'res':>5} {'batch':>5} {'params M':>9} {'ms/image':>10} {'ms/batch':>10} {'peak RSS MB':>12} {'peak CUDA MB':>13}"
+    header = (
+        f"{'device':<6} {'res':>5} {'batch':>5} {'params M':>9} {'ms/image':>10} "
+        f"{'ms/batch':>10} {'peak RSS MB':>12} {'peak CUDA MB':>13}"
+    )
     print(header)
     print("-" * len(header))
     for device in devices:
@@ -99,13 +104,15 @@ def main() -> int:
                 )
                 if child.returncode != 0:
                     print(
-                        f"{device:<6} {resolution:>5} {batch:>5}  failed: {child.stderr.strip().splitlines()[-1:]}"
+                        f"{device:<6} {resolution:>5} {batch:>5}  "
+                        f"failed: {child.stderr.strip().splitlines()[-1:]}"
                     )
                     continue
                 row = json.loads(child.stdout.strip().splitlines()[-1])
                 cuda = f"{row['peak_cuda_mb']:.0f}" if "peak_cuda_mb" in row else "-"
                 print(
-                    f"{device:<6} {resolution:>5} {batch:>5} {row['params_m']:>9.1f} {row['ms_per_image']:>10.1f} "
+                    f"{device:<6} {resolution:>5} {batch:>5} {row['params_m']:>9.1f} "
+                    f"{row['ms_per_image']:>10.1f} "
                     f"{row['ms_per_batch']:>10.1f} {row['peak_rss_mb']:>12.0f} {cuda:>13}",
                     flush=True,
                 )

@@ -1,4 +1,4 @@
-"""Face identity for the editor: dlib-style face chips, 128-D descriptors and an identity-drift meter.
+"""Face identity for the editor: dlib-style face chips, 128-D descriptors, an identity-drift meter.
 
 The chip geometry reproduces dlib 20's ``get_face_chip_details`` (``dlib/image_transforms/
 interpolation.h``): a similarity fit (Umeyama, as ``find_similarity_transform``) of the image's

@@ -1,4 +1,4 @@
-"""StyleGAN2 residual discriminator with rosinality's parameter layout (the ``d`` entry of its files).
+"""StyleGAN2 residual discriminator in rosinality's parameter layout (the ``d`` entry of its files).
 
 Keeping the public layout lets a user fine-tune a downloaded model that ships its discriminator,
 and lets projection use the discriminator's features as an offline perceptual space.
@@ -42,7 +42,10 @@ class EqualConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         out_channels, in_channels, k, _ = self.weight.shape
-        return f"in={in_channels}, out={out_channels}, kernel={k}, stride={self.stride}, padding={self.padding}"
+        return (
+            f"in={in_channels}, out={out_channels}, kernel={k}, stride={self.stride}, "
+            f"padding={self.padding}"
+        )
 
 
 class _DownBlur(_Blur):

@@ -89,7 +89,7 @@ class Pool:
 
 @dataclass(frozen=True, slots=True)
 class AddPrev:
-    """``add_prevN``: sum with the output of the nearest ``tagN`` below, zero-padding the smaller."""
+    """``add_prevN``: sum with the output of the nearest ``tagN`` below (smaller zero-padded)."""
 
     tag: int
 

@@ -74,11 +74,13 @@ def _check_digest(url: str, digest: str, sha256: str | None, prefix: str | None)
     expected = (sha256 or "").lower()
     if expected and digest != expected:
         raise DownloadError(
-            f"{url}: checksum mismatch (expected SHA-256 {expected}, got {digest}); the file was deleted"
+            f"{url}: checksum mismatch (expected SHA-256 {expected}, got {digest}); "
+            "the file was deleted"
         )
     if not expected and prefix and not digest.startswith(prefix.lower()):
         raise DownloadError(
-            f"{url}: checksum mismatch (expected SHA-256 starting {prefix}, got {digest[: len(prefix)]}…); "
+            f"{url}: checksum mismatch (expected SHA-256 starting {prefix}, "
+            f"got {digest[: len(prefix)]}…); "
             "the file was deleted"
         )
     return bool(expected or prefix)
@@ -148,7 +150,8 @@ def download(
     if expected_size is not None and size != expected_size:
         partial.unlink(missing_ok=True)
         raise DownloadError(
-            f"{url}: the file has {size} bytes, the catalog says {expected_size}; the file was deleted"
+            f"{url}: the file has {size} bytes, the catalog says {expected_size}; "
+            "the file was deleted"
         )
     hex_digest = _sha256_of(partial)
     try:
@@ -168,7 +171,8 @@ def _already_there(
         verified = _check_digest(url, hex_digest, sha256, prefix)
     except DownloadError:
         raise DownloadError(
-            f"{destination}: already present but does not match the published checksum; delete it and download again"
+            f"{destination}: already present but does not match the published checksum; "
+            "delete it and download again"
         ) from None
     return DownloadResult(
         destination, destination.stat().st_size, hex_digest, verified, 0, already_present=True
@@ -223,8 +227,9 @@ def _transfer(
         content_type = response.headers.get("Content-Type", "")
         if content_type.startswith("text/html"):
             raise DownloadError(
-                f"{url}: the server sent a web page instead of the file (a sign-in or confirmation page, "
-                "as Google Drive shows for large files); download it in a browser and open it with File > Open"
+                f"{url}: the server sent a web page instead of the file (a sign-in or "
+                "confirmation page, as Google Drive shows for large files); download it in a "
+                "browser and open it with File > Open"
             )
         status = getattr(response, "status", 200)
         length = response.headers.get("Content-Length")

@@ -371,7 +371,7 @@ _PYRAMID_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)  # dlib's pyramid_down<2> 5x5 Gaussian
 
 def _lround(value: float) -> int:
     # C's lround: halves go away from zero (numpy's round goes to even).
-    return int(math.floor(value + 0.5)) if value >= 0 else -int(math.floor(-value + 0.5))
+    return math.floor(value + 0.5) if value >= 0 else -math.floor(-value + 0.5)
 
 
 def _pyramid_down(image: torch.Tensor, quantize: bool) -> torch.Tensor | None:

@@ -88,7 +88,7 @@ class Generator(nn.Module):
         truncation_psi: float = 1.0,
         c: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Map ``z`` [N, z_dim] to ``w`` [N, w_dim], truncated towards ``w_avg`` by ``truncation_psi``."""
+        """Map ``z`` [N, z_dim] to ``w`` [N, w_dim] truncated to ``w_avg`` by ``truncation_psi``."""
         check_shape(z, (None, self.z_dim), "z")
         w = self.mapping_raw(z, c)
         return self.truncate(w, truncation_psi)
@@ -123,7 +123,7 @@ class Generator(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def fingerprint(self) -> str:
-        """Return a short stable hash of the architecture and weights, to tie files to this model."""
+        """A short stable hash of the architecture and weights, to tie files to this model."""
         digest = hashlib.sha256(repr(sorted(self.architecture().items())).encode())
         for key, tensor in sorted(self.state_dict().items()):
             digest.update(key.encode())

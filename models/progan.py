@@ -165,7 +165,7 @@ class ProGANGenerator(Generator):
         self.alpha = 1.0
 
     def set_alpha(self, alpha: float) -> None:
-        """Set the fade-in factor: 1 shows only the previous scale (upsampled), 0 only the new one."""
+        """Set the fade-in: 1 shows only the previous scale (upsampled), 0 only the new one."""
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if alpha > 0 and not self.scaleLayers:

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
             state = "downloaded" if entry.is_downloaded() else entry.size_text()
             resolution = f"{entry.resolution}px" if entry.resolution else "-"
             print(
-                f"{entry.name:<{width}}  {entry.kind:<9} {resolution:>6}  {state:<28} {entry.licence}"
+                f"{entry.name:<{width}}  {entry.kind:<9} {resolution:>6}  {state:<28} "
+                f"{entry.licence}"
             )
         if not args.list:
             print("\nusage: main.py download NAME")
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{entry.name}: already downloaded: {entry.destination()}")
         return 0
     print(
-        f"{entry.title}\n  from {entry.url}\n  licence: {entry.licence}\n  size: {entry.size_text()}, "
+        f"{entry.title}\n  from {entry.url}\n  licence: {entry.licence}\n"
+        f"  size: {entry.size_text()}, "
         f"checksum: {entry.checksum_text()}"
     )
     # The bar counts kilobytes: the job reports bytes, the bar's steps are whole units.

@@ -50,7 +50,7 @@ def make_main_window(qtbot) -> Iterator[Callable[..., object]]:
 
 
 def wait_for_frame_of(qtbot, window, state=None):
-    """The full-resolution (not draft) render of ``state`` (default: the current one), once shown."""
+    """The full-resolution (not draft) render of ``state`` (default: the current), once shown."""
     state = state or window.session.state
     qtbot.waitUntil(
         lambda: (

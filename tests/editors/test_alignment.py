@@ -19,9 +19,9 @@ from editors.alignment import (
     gaussian_blur,
 )
 from editors.alignment_batch import AlignmentReport, align_files
+from editors.errors import AlignmentError, ImageLoadError, NoFaceFound
 from editors.face_detection import detect_faces
 from editors.images import is_image_file, load_image
-from editors.errors import AlignmentError, ImageLoadError, NoFaceFound
 from models.jobs import Cancelled
 from tests.conftest import shared_path
 from tests.helpers.images import png_with_declared_size

@@ -98,7 +98,7 @@ def pack_alias(shape: tuple[int, ...]) -> bytes:
 def con_record(
     weight: np.ndarray, bias: np.ndarray, stride: int, pad: int, version: str = "con_4"
 ) -> bytes:
-    n, k, nr, nc = weight.shape
+    n, _, nr, nc = weight.shape
     params = np.concatenate([weight.ravel(), bias]).reshape(-1, 1, 1, 1)
     out = (
         pack_str(version)
@@ -480,7 +480,7 @@ def test_descriptors_match_dlib_on_real_faces(face_model, dlib_model, real_faces
         ours = face_model.embed(chips_to_tensor(chips)).numpy()
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-4)
     # dlib's whole pipeline (cutting the chip itself) gives the same numbers.
-    name, image, shape = real_faces[0]
+    _, image, shape = real_faces[0]
     direct = np.array(dlib_model.compute_face_descriptor(image, shape))
     np.testing.assert_allclose(ours[0], direct, rtol=0, atol=1e-4)
 
