@@ -9,7 +9,7 @@ their files (``.npz`` vectors plus a JSON index, never pickled estimators)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from editors.named import NamedItems
 
 if TYPE_CHECKING:
     from editors.stylespace import StyleDirectionSet
@@ -130,7 +132,7 @@ class Direction:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class DirectionSet:
+class DirectionSet(NamedItems["Direction"]):
     """An ordered collection of directions with unique names, tied to one model by fingerprint."""
 
     directions: tuple[Direction, ...] = ()
@@ -152,26 +154,6 @@ class DirectionSet:
             raise ValueError("all directions of a set must have the same length")
         if len({d.space for d in directions}) > 1:
             raise ValueError("all directions of a set must live in the same space (w or z)")
-
-    def __len__(self) -> int:
-        return len(self.directions)
-
-    def __iter__(self) -> Iterator[Direction]:
-        return iter(self.directions)
-
-    def __contains__(self, name: object) -> bool:
-        return any(d.name == name for d in self.directions)
-
-    def __getitem__(self, name: str) -> Direction:
-        for direction in self.directions:
-            if direction.name == name:
-                return direction
-        raise KeyError(name)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Direction names in order."""
-        return tuple(d.name for d in self.directions)
 
     @property
     def w_dim(self) -> int | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from editors.named import NamedItems
 from models.formats.native import atomic_write
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ class StyleDirection:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class StyleDirectionSet:
+class StyleDirectionSet(NamedItems["StyleDirection"]):
     """Localized versions of some directions of a set, tied to one model."""
 
     directions: tuple[StyleDirection, ...] = ()
@@ -172,25 +173,6 @@ class StyleDirectionSet:
         if len(set(names)) != len(names):
             raise ValueError("style direction names must be unique")
         object.__setattr__(self, "directions", directions)
-
-    def __len__(self) -> int:
-        return len(self.directions)
-
-    def __iter__(self) -> Iterator[StyleDirection]:
-        return iter(self.directions)
-
-    def __contains__(self, name: object) -> bool:
-        return any(d.name == name for d in self.directions)
-
-    def __getitem__(self, name: str) -> StyleDirection:
-        for direction in self.directions:
-            if direction.name == name:
-                return direction
-        raise KeyError(name)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(d.name for d in self.directions)
 
     def merged(self, directions: Iterable[StyleDirection]) -> StyleDirectionSet:
         """A set with ``directions`` added; one with an existing name replaces it."""
