@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from app.dialogs.job_dialog import JobDialog
 from app.errors import ErrorReport, show_error
+from app.progress import show_progress
 from app.workers import Job
 from editors.export import InterpolationSpec, SweepSpec, VideoConfig, export_image, export_video
 from editors.rendering import Renderer
@@ -235,8 +236,7 @@ class ExportVideoDialog(JobDialog):
 
     def _on_job_progressed(self, progress: Progress) -> None:
         if self.sender() is self.job and progress.total:
-            self.progress.setRange(0, progress.total)
-            self.progress.setValue(progress.step)
+            show_progress(self.progress, progress)
             self.status.setText(progress.message)
 
     def _on_job_succeeded(self, path: Path) -> None:

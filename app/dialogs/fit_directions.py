@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.dialogs.job_dialog import JobDialog
 from app.errors import ErrorReport, show_error
+from app.progress import show_progress
 from app.workers import Job
 from editors.direction_files import default_directions_path, save_directions
 from editors.direction_fitting import DirectionFitConfig, fit_directions
@@ -224,9 +225,7 @@ class FitDirectionsDialog(JobDialog):
     def _on_job_progressed(self, progress: Progress) -> None:
         if self.sender() is not self.job:
             return
-        if progress.total:
-            self.progress.setRange(0, progress.total)
-            self.progress.setValue(progress.step)
+        show_progress(self.progress, progress)
         self.status.setText(progress.message)
 
     def _on_job_succeeded(self, directions: DirectionSet) -> None:

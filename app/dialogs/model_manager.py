@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import ErrorReport, show_error
+from app.progress import PERMILLE, show_progress
 from app.workers import Job
 from models.catalog import CatalogEntry, load_catalog
 from models.downloads import download_entry
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 COLUMNS = ("Model", "Kind", "Resolution", "Size", "Licence", "Progress", "")
 _PROGRESS_COLUMN = 5
 _ACTION_COLUMN = 6
-_PERMILLE = 1000  # the bar counts thousandths: byte counts overflow a Qt int
 
 
 class _Row:
@@ -50,7 +50,7 @@ class _Row:
         self.final_text: str | None = None  # what the bar says after the job ends
         self.progress = QProgressBar()
         self.progress.setObjectName(f"progress:{entry.name}")
-        self.progress.setRange(0, _PERMILLE)
+        self.progress.setRange(0, PERMILLE)
         self.progress.setTextVisible(True)
         self.download_button = QPushButton("Download")
         self.download_button.setObjectName(f"download:{entry.name}")
@@ -161,13 +161,13 @@ class ModelManagerDialog(QDialog):
         row.cancel_button.setVisible(running)
         row.open_button.setVisible(present and row.entry.is_generator)
         if present and not running:
-            row.progress.setRange(0, _PERMILLE)
-            row.progress.setValue(_PERMILLE)
+            row.progress.setRange(0, PERMILLE)
+            row.progress.setValue(PERMILLE)
             row.progress.setFormat(
                 text or ("Downloaded" if row.entry.is_generator else "Installed")
             )
         elif not running:
-            row.progress.setRange(0, _PERMILLE)  # ends the busy animation of "Connecting…"
+            row.progress.setRange(0, PERMILLE)  # ends the busy animation of "Connecting…"
             row.progress.setValue(0)
             row.progress.setFormat(text or "")
 
@@ -213,10 +213,7 @@ class ModelManagerDialog(QDialog):
         row = self._sender_row()
         if row is None:
             return
-        if progress.total:
-            row.progress.setRange(0, _PERMILLE)
-            row.progress.setValue(int(_PERMILLE * progress.step / progress.total))
-        row.progress.setFormat(f"%p%  {progress.message}" if progress.total else progress.message)
+        show_progress(row.progress, progress, with_message=True)
 
     def _on_job_succeeded(self, path: Path) -> None:
         row = self._sender_row()

@@ -21,6 +21,7 @@ from superqt import QLabeledRangeSlider
 
 from app.errors import ErrorReport, show_error
 from app.panels.rows import clear_layout, drag_slider, scrolling_grid
+from app.progress import show_progress
 from app.workers import Job
 from editors.mixing import group_layers
 from editors.state import EditState, with_component, with_components
@@ -176,9 +177,8 @@ class ComponentsPanel(QWidget):
         return self.jobs.submit(job)
 
     def _on_job_progressed(self, progress: Progress) -> None:
-        if self.sender() is self.job and progress.total:
-            self.progress.setRange(0, progress.total)
-            self.progress.setValue(progress.step)
+        if self.sender() is self.job:
+            show_progress(self.progress, progress)
 
     def _on_job_succeeded(self, components: DirectionSet) -> None:
         if self.sender() is not self.job or components.fingerprint != self.session.fingerprint():

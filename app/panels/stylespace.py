@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import ErrorReport, show_error
 from app.panels.rows import drag_slider
+from app.progress import show_progress
 from app.workers import Job
 from editors.channel_discovery import ATLAS_REGIONS, ChannelAtlas, cached_atlas
 from editors.locality import measure_state
@@ -218,9 +219,7 @@ class StyleSpacePanel(QWidget):
         return self.jobs.submit(job)
 
     def _on_discovery_progressed(self, progress) -> None:
-        if progress.total:
-            self.progress.setRange(0, progress.total)
-            self.progress.setValue(progress.step)
+        show_progress(self.progress, progress)
 
     def _on_discovery_succeeded(self, atlas: ChannelAtlas) -> None:
         self.atlas = atlas
