@@ -29,6 +29,22 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since its exec.
+
+    Linux's ``ru_maxrss`` keeps the high-water mark of the forked parent across exec (a pytest
+    process of a gigabyte makes every driver look that big), so read the new memory map's own
+    ``VmHWM`` where /proc has it.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=_CurrentStderr())  # type: ignore[arg-type]
     from editors.cli import main as cli_main
@@ -49,7 +65,7 @@ def main() -> int:
                 traceback.print_exc()
                 rc = f"escaped {type(exc).__name__}"
         seconds = time.monotonic() - start
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss_mb = peak_rss_mb()
         record = {"name": case["name"], "rc": rc, "stderr": err.getvalue(),
                   "seconds": seconds, "max_rss_mb": rss_mb}  # fmt: skip
         print(json.dumps(record), flush=True)

@@ -5,6 +5,7 @@ is prompt."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -77,15 +78,29 @@ def test_open_edges_show_one_dialog_and_keep_the_session(
     assert _snapshot(window) == before  # same model object, same state, same history
 
 
-def test_model_load_honours_cancel(make_main_window, tiny_checkpoint, hostile, dialogs, qtbot):
+def test_model_load_honours_cancel(
+    make_main_window, tiny_checkpoint, hostile, dialogs, qtbot, monkeypatch
+):
+    from models.formats import safe_pickle
+
     window = make_main_window(tiny_checkpoint(name="model.pt"))
     before = _snapshot(window)
+    # Cancel once unpickling has begun: the file takes ~0.5-3 s of opcodes before it is refused,
+    # so a fixed wait would race on a fast machine.
+    unpickling = threading.Event()
+    real_load_path = safe_pickle.load_path
+
+    def load_path(path, should_stop=None):
+        unpickling.set()
+        return real_load_path(path, should_stop)
+
+    monkeypatch.setattr(safe_pickle, "load_path", load_path)
     outcomes: list[str] = []
-    job = window.open_model(hostile["pickle-3M-opcodes"])  # ~3 s of unpickling before it fails
+    job = window.open_model(hostile["pickle-3M-opcodes"])
     job.cancelled.connect(lambda _partial: outcomes.append("cancelled"))
     job.failed.connect(lambda _report: outcomes.append("failed"))
     job.succeeded.connect(lambda _result: outcomes.append("succeeded"))
-    qtbot.wait(100)
+    assert unpickling.wait(20)
     start = time.monotonic()
     job.request_stop()
     qtbot.waitUntil(lambda: not job.is_running, timeout=10000)
