@@ -16,22 +16,13 @@ from models.training.compact import unpack_compact, write_compact
 from models.training.config import StyleGAN2Config
 from models.training.runs import RunFolder
 from models.training.stylegan2 import train_stylegan2
+from tests.helpers.training import tiny_stylegan2_config
 
 
 def tiny_run_config(data: Path, kimg: float) -> StyleGAN2Config:
-    return StyleGAN2Config(
-        data=str(data),
-        resolution=8,
-        batch_size=4,
+    return tiny_stylegan2_config(
+        data,
         kimg=kimg,
-        num_samples=4,
-        device="cpu",
-        channel_base=64,
-        channel_max=16,
-        w_dim=16,
-        mapping_layers=2,
-        mbstd_group=2,
-        mixed_precision=False,
         r1_interval=2,
         pl_interval=2,
         sample_minutes=0,

@@ -15,26 +15,11 @@ from models.training.config import StyleGAN2Config
 from models.training.distributed import DistContext
 from models.training.images import prepare_images
 from models.training.labels import balance_repeats, read_labels
+from tests.helpers.training import tiny_stylegan2_config
 
 
 def tiny_config(data: Path, **overrides: object) -> StyleGAN2Config:
-    """An 8-px StyleGAN2 small enough for a step in well under a second."""
-    fields: dict[str, object] = dict(
-        resolution=8,
-        batch_size=4,
-        kimg=0.024,
-        pl_interval=2,
-        num_samples=4,
-        device="cpu",
-        channel_base=64,
-        channel_max=16,
-        w_dim=16,
-        mapping_layers=2,
-        mbstd_group=2,
-        mixed_precision=False,
-    )
-    fields.update(overrides)
-    return StyleGAN2Config(data=str(data), **fields)
+    return tiny_stylegan2_config(data, **{"pl_interval": 2, **overrides})
 
 
 def half_transparent_faces(folder: Path, count: int = 8, size: int = 8) -> Path:
