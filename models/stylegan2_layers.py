@@ -403,18 +403,18 @@ def upsample_skip(image: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return upfirdn2d(image, kernel, up=2, pad=(2, 1))
 
 
-_default_kernel_checks: dict[tuple[int, int, torch.device], bool] = {}
+_default_kernels: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
 
 def _is_default_upsample_kernel(kernel: torch.Tensor) -> bool:
-    # Checked once per kernel buffer (and again after it is overwritten), not per call.
-    key = (kernel.data_ptr(), kernel._version, kernel.device)
-    if key not in _default_kernel_checks:
-        if len(_default_kernel_checks) > 256:
-            _default_kernel_checks.clear()
-        default = make_kernel(BLUR_KERNEL).to(kernel.device, kernel.dtype) * 4
-        _default_kernel_checks[key] = kernel.shape == (4, 4) and bool(torch.equal(kernel, default))
-    return _default_kernel_checks[key]
+    # Compared by value on every call (a 4x4 equality costs microseconds): a cache keyed by
+    # the buffer's address would answer for a different tensor once that memory is reused.
+    if kernel.shape != (4, 4):
+        return False
+    key = (kernel.device, kernel.dtype)
+    if key not in _default_kernels:
+        _default_kernels[key] = make_kernel(BLUR_KERNEL).to(kernel.device, kernel.dtype) * 4
+    return bool(torch.equal(kernel, _default_kernels[key]))
 
 
 def _upsample_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
