@@ -31,6 +31,7 @@ from app.dialogs.fit_directions import FitDirectionsDialog
 from app.dialogs.labeling import LabelingDialog
 from app.errors import ErrorReport, show_error
 from app.panels.rows import scrolling_grid
+from app.widgets.side_effects import SideEffectReadout
 from app.widgets.value_label import ValueLabel
 from app.workers import Job
 from editors.direction_files import default_directions_path, load_directions, save_directions
@@ -51,6 +52,7 @@ STEPS_PER_SIGMA = 100  # slider units per σ
 SIGMA_RANGE = 3.0  # sliders span ±3σ
 DIRECTION_FILTER = "Direction sets (*.directions.json *.json);;All files (*)"
 SAME_PERSON_DISTANCE = 0.6  # dlib's face-recognition boundary
+AUTO_READOUT_UP_TO = 256  # px: side effects measured by default (larger models take seconds)
 
 
 def has_identity_support() -> bool:
@@ -210,6 +212,14 @@ class AttributesPanel(QWidget):
             "After each slider release, shorten the edit if the face would no longer read as "
             "the same person (drift above 0.6)"
         )
+        self.side_effects = SideEffectReadout(
+            session,
+            jobs,
+            "Side effects of the last slider",
+            hint="Release a slider to see its side effects.",
+            auto_up_to=AUTO_READOUT_UP_TO,
+        )
+        self.side_effects.setObjectName("attributeSideEffects")
         identity_row = QHBoxLayout()
         identity_row.addWidget(self.identity_check)
         identity_row.addWidget(self.identity_label, 1)
@@ -222,6 +232,7 @@ class AttributesPanel(QWidget):
         layout.addWidget(self.use_anyway_button)
         layout.addWidget(self.empty_label)
         layout.addWidget(scroll, 1)
+        layout.addWidget(self.side_effects)
         layout.addLayout(identity_row)
 
         session.state_changed.connect(self._on_session_state_changed)
@@ -295,6 +306,8 @@ class AttributesPanel(QWidget):
         self.session.propose(
             with_amount(state, name, amount), f"{name} {sigma:+.2f}σ", f"attr:{name}"
         )
+        if not self._rows[name].slider.isSliderDown():
+            self.side_effects.follow(name)  # keys, wheel, typing: measured once they pause
 
     def _on_attribute_typed(self, name: str, sigma: float) -> None:
         slider = self._rows[name].slider
@@ -308,6 +321,7 @@ class AttributesPanel(QWidget):
     def _on_attribute_slider_released(self, name: str) -> None:
         self.session.end_drag()
         start, self._drag_start = self._drag_start, None
+        self.side_effects.follow(name)
         if self.preserve_check.isChecked() and start is not None:
             self._preserve_identity(start, name)
 

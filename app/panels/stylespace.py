@@ -8,7 +8,6 @@ intended region, identity drift, landmark measures) in the background.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSignalBlocker
@@ -28,12 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.errors import ErrorReport, show_error
+from app.errors import show_error
 from app.panels.rows import drag_slider
 from app.progress import show_progress
+from app.widgets.side_effects import SideEffectReadout
 from app.workers import Job
 from editors.channel_discovery import ATLAS_REGIONS, ChannelAtlas, cached_atlas
-from editors.locality import measure_state
 from editors.regions import warm_up_in_background
 from editors.state import EditState, with_style_amount
 from editors.stylespace import flat_index, key_of, style_statistics
@@ -58,7 +57,6 @@ class StyleSpacePanel(QWidget):
         self.jobs = jobs
         self.atlas: ChannelAtlas | None = None
         self.discovery_job: Job | None = None
-        self.readout_job: Job | None = None
         self._std = None  # flat channel σ (atlas or sampled)
 
         self.localized_check = QCheckBox("Localized sliders (StyleSpace)")
@@ -101,13 +99,13 @@ class StyleSpacePanel(QWidget):
         self.reset_button.setObjectName("resetChannelsButton")
         self.reset_button.clicked.connect(self._on_reset_clicked)
 
-        self.readout = QLabel("Move a slider, then measure its side effects.")
-        self.readout.setObjectName("sideEffects")
-        self.readout.setWordWrap(True)
+        self.readout = SideEffectReadout(
+            session, jobs, "After each change", hint="Move a slider, then measure its side effects."
+        )
         self.measure_button = QPushButton("Measure side effects")
         self.measure_button.setObjectName("measureButton")
         self.measure_button.clicked.connect(self.measure)
-        self.auto_measure = QCheckBox("After each change")
+        self.auto_measure = self.readout.toggle
         self.auto_measure.setObjectName("autoMeasureCheck")
 
         sliders = QGroupBox("Attribute sliders")
@@ -134,10 +132,7 @@ class StyleSpacePanel(QWidget):
         effects = QGroupBox("Side effects")
         effects_box = QVBoxLayout(effects)
         effects_box.addWidget(self.readout)
-        row = QHBoxLayout()
-        row.addWidget(self.measure_button)
-        row.addWidget(self.auto_measure)
-        effects_box.addLayout(row)
+        self.readout.controls.insertWidget(0, self.measure_button)
         layout = QVBoxLayout(self)
         layout.addWidget(sliders)
         layout.addWidget(channels, 1)
@@ -168,7 +163,7 @@ class StyleSpacePanel(QWidget):
         self._on_layer_changed()
         self.setEnabled(bool(layers))
         if not layers:
-            self.readout.setText("Style space needs a StyleGAN2 model.")
+            self.readout.clear("Style space needs a StyleGAN2 model.")
 
     def _std_of(self, layer: int, channel: int) -> float:
         if self._std is None:
@@ -198,7 +193,7 @@ class StyleSpacePanel(QWidget):
         )
         self._sync_slider()
         if self.auto_measure.isChecked() and state.has_edits:
-            self.measure()
+            self.readout.follow(None)
 
     # -- channels -----------------------------------------------------------------------------
     def discover(self) -> Job | None:
@@ -290,43 +285,7 @@ class StyleSpacePanel(QWidget):
     # -- readout ------------------------------------------------------------------------------
     def measure(self) -> Job | None:
         """Measure the current edit's side effects in the background."""
-        generator = self.session.generator
-        if generator is None:
-            return None
-        if self.readout_job is not None and self.readout_job.is_running:
-            self.readout_job.request_stop()
-        job = Job(
-            "Could not measure the side effects", measure_state, generator, self.session.state
-        )
-        job.succeeded.connect(self._on_measured)
-        job.failed.connect(self._on_measure_failed)
-        self.readout_job = job
-        self.readout.setText("Measuring…")
-        return self.jobs.submit(job)
-
-    def _on_measured(self, result) -> None:
-        if self.sender() is not self.readout_job:
-            return
-        what, readout = result
-        self.readout.setText(format_readout(what, readout))
-
-    def _on_measure_failed(self, report: ErrorReport) -> None:
-        self.readout.setText(report.message)
-
-
-def format_readout(what: str, readout) -> str:
-    """The readout as a few lines of text."""
-    lines = [f"<b>{what}</b>: {readout.summary()}"]
-    if math.isfinite(readout.mouth_width_change):
-        lines.append(f"mouth width {readout.mouth_width_change:+.3f} (corner distance / eyes)")
-    changes = readout.measure_changes()
-    if changes:
-        lines.append(", ".join(f"{name} {value:+.2f}" for name, value in sorted(changes.items())))
-    spread = sorted(readout.region_shares.items(), key=lambda item: -item[1])[:4]
-    lines.append(
-        "where: " + ", ".join(f"{name} {share:.0%}" for name, share in spread if share == share)
-    )
-    return "<br>".join(lines)
+        return self.readout.measure(None)
 
 
 def install(window) -> None:
