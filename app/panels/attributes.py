@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -189,7 +189,7 @@ class AttributesPanel(QWidget):
         )
         self.empty_label.setObjectName("attributesEmpty")
         self.empty_label.setWordWrap(True)
-        self.rows_widget, self.rows_layout, scroll = scrolling_grid()
+        self.rows_widget, self.rows_layout, self.rows_scroll = scrolling_grid()
         self.rows_layout.setContentsMargins(2, 2, 2, 2)
 
         identity_supported = has_identity_support()
@@ -231,8 +231,9 @@ class AttributesPanel(QWidget):
         layout.addWidget(self.notice)
         layout.addWidget(self.use_anyway_button)
         layout.addWidget(self.empty_label)
-        layout.addWidget(scroll, 1)
+        layout.addWidget(self.rows_scroll, 1)
         layout.addWidget(self.side_effects)
+        layout.addStretch()  # takes only what the list (stretch 1, capped) leaves
         layout.addLayout(identity_row)
 
         session.state_changed.connect(self._on_session_state_changed)
@@ -272,6 +273,7 @@ class AttributesPanel(QWidget):
         if directions is None or not len(directions):
             self.set_label.setText("No directions")
             self.empty_label.show()
+            self._fit_rows_height()
             return
         self.empty_label.hide()
         origin = (
@@ -289,6 +291,15 @@ class AttributesPanel(QWidget):
                 self.rows_layout.addWidget(widget, index + 1, column)
             self._rows[direction.name] = row
         self.rows_layout.setRowStretch(len(directions) + 1, 1)
+        self._fit_rows_height()
+        # New rows in a shown panel count for the size only once Qt shows them (queued).
+        QTimer.singleShot(0, self._fit_rows_height)
+
+    def _fit_rows_height(self) -> None:
+        # The list grows no taller than its rows (it scrolls when space is short), so the
+        # side-effect readout sits right under the sliders, not at the bottom of the panel.
+        frame = 2 * self.rows_scroll.frameWidth()
+        self.rows_scroll.setMaximumHeight(self.rows_widget.sizeHint().height() + frame)
 
     def slider(self, name: str) -> QSlider:
         """The slider of attribute ``name``."""

@@ -103,7 +103,9 @@ def measure_side_effects(
 def is_contained(readout: EditReadout) -> bool:
     """True when the edit stays in its region and keeps the person (the green cue)."""
     drift = readout.identity_drift
-    return readout.share_inside >= GOOD_SHARE and math.isfinite(drift) and drift <= GOOD_DRIFT
+    # Judged at the shown precision, so "drift 0.12" never comes with an amber cue.
+    shown_drift = round(drift, 2) if math.isfinite(drift) else math.inf
+    return readout.share_inside >= GOOD_SHARE and shown_drift <= GOOD_DRIFT
 
 
 def _own_measures(what: str) -> set[str]:
@@ -138,7 +140,8 @@ def readout_lines(what: str, readout: EditReadout) -> list[str]:
     first += f" · drift {drift:.2f}" if math.isfinite(drift) else " · drift not measured"
     if not readout.measures_after:
         return [first, "also: the edited face is no longer found"]
-    others = largest_changes(readout, what)
+    # Non-breaking spaces keep each phrase ("pitch -0.7°") on one line when the label wraps.
+    others = [phrase.replace(" ", "&nbsp;") for phrase in largest_changes(readout, what)]
     return [first, "also: " + (", ".join(others) if others else "nothing else measured")]
 
 
@@ -357,5 +360,7 @@ class SideEffectReadout(QWidget):
         color = "transparent" if good is None else GOOD_COLOR if good else WARN_COLOR
         self.label.setProperty("contained", "" if good is None else "yes" if good else "no")
         self.label.setStyleSheet(
-            f"QLabel#sideEffects {{ border-left: 4px solid {color}; padding-left: 6px; }}"
+            # Qt draws a lone border-left only after a border style for all sides is set.
+            f"QLabel#sideEffects {{ border: 0px solid transparent;"
+            f" border-left: 4px solid {color}; padding-left: 6px; }}"
         )
