@@ -217,6 +217,7 @@ class AttributesPanel(QWidget):
             jobs,
             "Side effects of the last slider",
             hint="Release a slider to see its side effects.",
+            off_hint="Side effects are off: measuring takes seconds on large models.",
             auto_up_to=AUTO_READOUT_UP_TO,
         )
         self.side_effects.setObjectName("attributeSideEffects")

@@ -187,12 +187,14 @@ class SideEffectReadout(QWidget):
         toggle_text: str = "Side effects",
         *,
         hint: str = "",
+        off_hint: str | None = None,
         auto_up_to: int | None = None,
         parent: QWidget | None = None,
     ) -> None:
         """
         Args:
             hint: shown while there is nothing to read out.
+            off_hint: shown instead while the check box is off (default: ``hint``).
             auto_up_to: when set, each new model turns the check box on if its resolution is at
                 most this many pixels (measuring a large model takes seconds) and off otherwise.
         """
@@ -200,6 +202,7 @@ class SideEffectReadout(QWidget):
         self.session = session
         self.jobs = jobs
         self.hint = hint
+        self.off_hint = hint if off_hint is None else off_hint
         self.auto_up_to = auto_up_to
         self.job: Job | None = None
         self.what: str | None = None  # what the shown readout is about
@@ -281,7 +284,8 @@ class SideEffectReadout(QWidget):
         self.timer.stop()
         self._drop_job()
         self.what = self.readout = self.measured_state = None
-        self.label.setText(self.hint if text is None else text)
+        idle = self.hint if self.toggle.isChecked() else self.off_hint
+        self.label.setText(idle if text is None else text)
         self.label.setToolTip("")
         self._set_cue(None)
 
@@ -320,14 +324,14 @@ class SideEffectReadout(QWidget):
 
     def _on_generator_changed(self, generator: Generator) -> None:
         self._target, self._following = None, False
-        self.clear()
         if self.auto_up_to is not None:
             self.toggle.setChecked(getattr(generator, "resolution", 0) <= self.auto_up_to)
+        self.clear()
 
     def _on_toggled(self, checked: bool) -> None:
-        if not checked:
+        if not checked or not self._following:
             self.clear()
-        elif self._following:
+        else:
             self._schedule()
 
     # -- results ------------------------------------------------------------------------------

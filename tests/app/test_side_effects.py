@@ -136,11 +136,11 @@ class _StubSession(QObject):
 
 def test_measuring_is_on_by_default_only_for_small_models(qtbot) -> None:
     session = _StubSession()
-    readout = SideEffectReadout(session, None, auto_up_to=256)
+    readout = SideEffectReadout(session, None, hint="on", off_hint="off", auto_up_to=256)
     qtbot.addWidget(readout)
     session.generator_changed.emit(SimpleNamespace(resolution=64))
-    assert readout.toggle.isChecked()
+    assert readout.toggle.isChecked() and readout.text() == "on"
     session.generator_changed.emit(SimpleNamespace(resolution=1024))
-    assert not readout.toggle.isChecked()
+    assert not readout.toggle.isChecked() and readout.text() == "off"
     readout.follow("smile")  # off: nothing is scheduled
     assert not readout.timer.isActive() and readout.job is None
