@@ -47,6 +47,7 @@ class DragSettings:
     # them move while the region outside the mask changes 4x less than inside (tests/editors)
     mask_weight: float = 1.0
     refine: bool = True  # track to a quarter pixel (DragGAN: whole pixels)
+    latent_weight: float = 0.0  # EXPERIMENT
 
     def for_generator(self, generator: Generator) -> DragSettings:
         """These settings with every ``None`` filled in for ``generator``."""
@@ -73,6 +74,7 @@ class DragSettings:
             else max(1.0, 2 * scale),
             mask_weight=self.mask_weight,
             refine=self.refine,
+            latent_weight=self.latent_weight,
         )
 
 
@@ -326,10 +328,11 @@ def drag(
             raise FloatingPointError
         return features, to_rgb_u8(image.detach())[0] if picture else None
 
-    def result(rows: torch.Tensor, image: np.ndarray | None, step: int, done: bool) -> DragResult:
-        if image is None:
-            with torch.no_grad():
-                image = render(rows, True)[1]
+    def result(rows: torch.Tensor, step: int, done: bool) -> DragResult:
+        # Rendered again without autograd: the pixels of any later render of the result's
+        # latent (a gradient render may take another, equally exact, arithmetic path).
+        with torch.no_grad():
+            image = render(rows, True)[1]
         assert image is not None
         ws_out = torch.cat([rows.detach(), fixed_rows], dim=1)[0]
         return DragResult(
@@ -368,15 +371,17 @@ def drag(
                 ),
             )
             if done or step >= max_steps:
-                return result(trainable, image, step, done)
+                return result(trainable, step, done)
             if should_stop is not None and should_stop():
-                raise Cancelled(result(trainable, image, step, done))
+                raise Cancelled(result(trainable, step, done))
             loss = _motion_loss(features, points, goals, motion_patch, res)
             if keep is not None:
                 assert start_features is not None
                 loss = loss + cfg.mask_weight * F.l1_loss(features * keep, start_features * keep)
+            if cfg.latent_weight:
+                loss = loss + cfg.latent_weight * F.l1_loss(trainable, base[:, : cfg.rows])
             if not loss.requires_grad:  # every handle is on its target: nothing left to pull
-                return result(trainable, image, step, done)
+                return result(trainable, step, done)
             (grad,) = torch.autograd.grad(loss, [trainable])
             previous = trainable.detach().clone()
             trainable.grad = grad
@@ -387,7 +392,7 @@ def drag(
             except FloatingPointError:  # the step broke the picture: keep the one before
                 with torch.no_grad():
                     trainable.copy_(previous)
-                return result(trainable, image, step, done)
+                return result(trainable, step, done)
             step += 1
 
 

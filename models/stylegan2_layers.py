@@ -27,8 +27,9 @@ LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
 BLUR_KERNEL = (1, 3, 3, 1)
 # A single image modulates the weights (one weight-sized multiply per layer); batches modulate
-# the activations so that one shared-weight convolution serves every sample. False: batch 1
-# too modulates activations (NVIDIA's non-fused path), measured slower here (bench/README.md).
+# the activations so that one shared-weight convolution serves every sample, and so does a
+# single image whose gradient skips the weight (projection, drag). False: batch 1 always
+# modulates activations (NVIDIA's non-fused path), measured slower here (bench/README.md).
 WEIGHT_MODULATION_AT_BATCH_1 = True
 
 
@@ -220,6 +221,25 @@ class ModulatedConv2d(nn.Module):
             "nhwc", lambda: self.weight[0].contiguous(memory_format=layout)
         )
 
+    def _transposed_weight_like(self, x: torch.Tensor) -> torch.Tensor:
+        # conv_transpose2d takes [in, out, k, k]; kept in that layout (and the input's memory
+        # format) so that oneDNN copies no weight per call.
+        layout = _layout_of(x)
+        return self._derived_from_weight(
+            f"transposed {layout}",
+            lambda: self.weight[0].transpose(0, 1).contiguous(memory_format=layout),
+        )
+
+    def _gradient_skips_weight(self, x: torch.Tensor, style: torch.Tensor) -> bool:
+        # Gradients for the latent but not the weight (projection, drag): modulating the
+        # activations spares the weight-gradient convolution that a modulated weight would
+        # need, one of the three convolutions per layer of a step (bench/README.md).
+        return (
+            torch.is_grad_enabled()
+            and not self.weight.requires_grad
+            and (style.requires_grad or x.requires_grad)
+        )
+
     def forward(
         self,
         x: torch.Tensor,
@@ -243,31 +263,27 @@ class ModulatedConv2d(nn.Module):
         if self.demodulate:
             # sum_{i,k} (W[o,i,k] * coef[i])^2 = sum_i coef[i]^2 * sum_k W[o,i,k]^2
             demod = torch.rsqrt(F.linear(coef.square(), self.weight_square()) + 1e-8)
-        if batch == 1 and WEIGHT_MODULATION_AT_BATCH_1:
+        if (
+            batch == 1
+            and WEIGHT_MODULATION_AT_BATCH_1
+            and not self._gradient_skips_weight(x, style)
+        ):
             # One [out, in] outer product folds style, demodulation and gain into the weight.
             outer = coef * gain if demod is None else (demod[0] * gain)[:, None] * coef
             if self.upsample:
-                # conv_transpose2d takes [in, out, k, k]; modulating it in that layout saves
-                # oneDNN a weight copy per call.
-                layout = _layout_of(x)
-                weight = self._derived_from_weight(
-                    f"transposed {layout}",
-                    lambda: self.weight[0].transpose(0, 1).contiguous(memory_format=layout),
-                )
-                weight = weight * outer.t()[:, :, None, None]
+                weight = self._transposed_weight_like(x) * outer.t()[:, :, None, None]
                 out = F.conv_transpose2d(x, weight, stride=2)
                 return upfirdn2d(out, self.blur.kernel, pad=self.blur_pad, bias=bias)
             weight = self._weight_like(x) * outer[:, :, None, None]
             return F.conv2d(x, weight, bias, padding=self.padding)
         # Batches: scale input and output instead, so one shared-weight convolution serves
         # every sample (several times faster on CPUs than a grouped convolution).
-        weight = self._weight_like(x)
         x = x * coef.view(batch, -1, 1, 1).to(x.dtype)
         if self.upsample:
-            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+            out = F.conv_transpose2d(x, self._transposed_weight_like(x), stride=2)
             out = upfirdn2d(out, self.blur.kernel, pad=self.blur_pad)
         else:
-            out = F.conv2d(x, weight, padding=self.padding)
+            out = F.conv2d(x, self._weight_like(x), padding=self.padding)
         scale = demod * gain if demod is not None else None
         if scale is None:
             if gain != 1.0:

@@ -65,6 +65,29 @@ def test_weight_and_activation_modulation_give_the_same_image() -> None:
     assert torch.allclose(by_weight, by_activation, atol=1e-5)
 
 
+def test_latent_gradient_without_weight_gradient_matches_the_modulated_weight_path() -> None:
+    # A latent-only gradient (projection) takes the activation path; asking for weight
+    # gradients too forces the modulated-weight path. Both must give the same latent gradient.
+    generator = make_tiny_stylegan2(resolution=16)
+    target = torch.randn(1, 3, 16, 16)
+
+    def latent_gradient(weights_too: bool) -> torch.Tensor:
+        generator.requires_grad_(weights_too)
+        ws = _ws(generator, 1).requires_grad_(True)
+        image = generator.synthesis(ws, noise_mode="const")
+        torch.nn.functional.mse_loss(image, target).backward()
+        return ws.grad
+
+    conv = generator.convs[0].conv
+    by_weight = latent_gradient(True)
+    assert not conv._gradient_skips_weight(torch.zeros(1), torch.zeros(1, requires_grad=True))
+    generator.zero_grad(set_to_none=True)
+    by_activation = latent_gradient(False)
+    assert conv._gradient_skips_weight(torch.zeros(1), torch.zeros(1, requires_grad=True))
+    assert by_weight.abs().max() > 0
+    assert torch.allclose(by_weight, by_activation, rtol=1e-4, atol=1e-7)
+
+
 def test_skip_upsampling_fast_path_equals_the_fir_definition() -> None:
     kernel = layers.make_kernel(layers.BLUR_KERNEL) * 4
     image = torch.randn(2, 3, 9, 7).contiguous(memory_format=torch.channels_last)
