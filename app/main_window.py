@@ -287,6 +287,8 @@ class MainWindow(PanelHostMixin, QMainWindow):
     def _on_session_frame_ready(self, frame: RenderedFrame) -> None:
         self.canvas.set_rgb(frame.result.rgb)
         suffix = " (preview)" if frame.result.draft else ""
+        if frame.result.interpolated:
+            suffix = " (interpolated preview)"
         self.status_render.setText(f"{frame.result.render_ms:.0f} ms{suffix}")
 
     def _on_render_service_failed(self, report: ErrorReport) -> None:

@@ -2,7 +2,9 @@
 
 ``submit`` never blocks: it overwrites a one-slot mailbox and wakes the thread, so while a render
 runs, every request but the last goes stale and is dropped. Results carry the request id; the
-window ignores any result older than the one on screen.
+window ignores any result older than the one on screen. While a slider is held (draft requests)
+and the thread is busy, ``submit`` answers at once with a frame interpolated along the slider
+(``editors.preview``); the rendered frame replaces it when it comes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QThread, Signal
 
 from app.errors import ErrorReport
+from editors.preview import SliderPreview
 from editors.rendering import RenderArgs, Renderer, RenderResult
 
 if TYPE_CHECKING:
@@ -57,6 +60,8 @@ class RenderService(QObject):
         self._next_id = 0
         self._running = True
         self._busy = False
+        self._preview = SliderPreview()
+        self.previews = 0  # interpolated frames sent (statistics for tests and benchmarks)
         self._thread = _RenderThread(self)
         self._thread.start()
 
@@ -68,11 +73,20 @@ class RenderService(QObject):
 
     def submit(self, args: RenderArgs) -> int:
         """Queue ``args``, replacing any request not yet started; return its request id."""
+        preview = None
         with self._lock:
             self._next_id += 1
-            self._pending = (self._next_id, args)
+            request_id = self._next_id
+            self._pending = (request_id, args)
             self._lock.notify()
-            return self._next_id
+            if args.draft and self._busy and self._pending_generator is None:
+                preview = self._preview.predict(args)
+            if preview is not None:
+                self.previews += 1
+            generator_id = self._generator_id
+        if preview is not None:
+            self.rendered.emit(RenderedFrame(request_id, generator_id, preview))
+        return request_id
 
     @property
     def is_idle(self) -> bool:
@@ -100,6 +114,7 @@ class RenderService(QObject):
                     generator = self._pending_generator
                     self._pending_generator = None
                     renderer = Renderer(generator)
+                    self._preview.clear()
                     self._generator_id += 1
                     last_args = None
                     self.generator_changed.emit(generator)
@@ -114,6 +129,8 @@ class RenderService(QObject):
                     continue
                 result = renderer.render(args)
                 last_args = args
+                with self._lock:
+                    self._preview.remember(args, result)
                 self.rendered.emit(RenderedFrame(request_id, generator_id, result))
             except Exception as exc:  # the thread must survive a bad request
                 log.exception("render failed")

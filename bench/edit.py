@@ -71,25 +71,40 @@ def build(resolution: int, device: str):
     return generator, directions
 
 
-def drag_through_service(generator, states, draft: bool) -> tuple[float, int, float]:
-    """Send ``states`` to a real RenderService every 16 ms; (fps, frames shown, last latency ms)."""
+def drag_through_service(generator, states, draft: bool) -> tuple[float, int, float, int, float]:
+    """Send ``states`` to a real RenderService every 16 ms.
+
+    Returns (fps shown, frames shown, last latency ms, of them interpolated previews, mean PSNR
+    of up to 5 previews against the render of their own state at the same size).
+    """
     from PySide6.QtCore import QCoreApplication
 
     from app.render_service import RenderService
+    from editors.losses import psnr_u8
+    from editors.rendering import Renderer
 
     app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
     service = RenderService()
     frames: list[float] = []
-    service.rendered.connect(lambda frame: frames.append(time.perf_counter()))
+    previews: list[tuple[int, np.ndarray]] = []
+    state_of: dict[int, object] = {}
+
+    def on_frame(frame) -> None:
+        frames.append(time.perf_counter())
+        if frame.result.interpolated:
+            previews.append((frame.request_id, frame.result.rgb))
+
+    service.rendered.connect(on_frame)
     service.set_generator(generator)
     service.submit(states[0].render_args(draft=draft))
     while not frames:  # first frame (warm-up) before timing
         app.processEvents()
         time.sleep(0.001)
     frames.clear()
+    counted = service.previews
     start = time.perf_counter()
     for index, state in enumerate(states):
-        service.submit(state.render_args(draft=draft))
+        state_of[service.submit(state.render_args(draft=draft))] = state
         deadline = start + (index + 1) * DRAG_INTERVAL_S
         while time.perf_counter() < deadline:
             app.processEvents()
@@ -101,8 +116,17 @@ def drag_through_service(generator, states, draft: bool) -> tuple[float, int, fl
     for _ in range(20):  # deliver the last queued frame
         app.processEvents()
     end = frames[-1] if frames else released
+    interpolated = service.previews - counted
     service.shutdown()
-    return len(frames) / (end - start), len(frames), (end - released) * 1000.0
+    scores = []
+    for request_id, rgb in previews[:: max(1, len(previews) // 5)][:5]:
+        size = rgb.shape[0]
+        renderer = Renderer(generator, draft_resolution=size, min_draft_resolution=size)
+        truth = renderer.render(state_of[request_id].render_args(draft=size < generator.resolution))
+        scores.append(psnr_u8(rgb, truth.rgb))
+    quality = float(np.mean(scores)) if scores else float("nan")
+    latency = (end - released) * 1000.0
+    return len(frames) / (end - start), len(frames), latency, interpolated, quality
 
 
 def time_edit(
@@ -224,18 +248,31 @@ def main() -> int:
     print(f"simulated {DRAG_STEPS}-step drag (all-rows slider, one step per {interval:.0f} ms)")
     header = (
         f"{'res':>5} {'frames':<14} {'Renderer fps':>13} {'RenderService fps':>18} "
-        f"{'shown':>6} {'release->last ms':>17}"
+        f"{'shown':>6} {'previews':>9} {'preview dB':>11} {'release->last ms':>17}"
     )
     print(header)
     print("-" * len(header))
     for resolution, mode, fps, service in drags:
         served = (
-            ("-", "-", "-")
+            ("-",) * 5
             if service is None
-            else (f"{service[0]:.1f}", str(service[1]), f"{service[2]:.0f}")
+            else (
+                f"{service[0]:.1f}",
+                str(service[1]),
+                str(service[3]),
+                f"{service[4]:.1f}",
+                f"{service[2]:.0f}",
+            )
         )
         row = f"{resolution:>5} {mode:<14} {fps:>13.1f}"
-        print(f"{row} {served[0]:>18} {served[1]:>6} {served[2]:>17}")
+        print(
+            f"{row} {served[0]:>18} {served[1]:>6} {served[2]:>9} {served[3]:>11} {served[4]:>17}"
+        )
+    print(
+        "previews: frames blended along the slider between two rendered ones while the render "
+        "thread is busy (editors/preview.py); preview dB: their PSNR against the real render of "
+        "the same slider value at the same size"
+    )
     return 0
 
 

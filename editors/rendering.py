@@ -118,6 +118,7 @@ class RenderResult:
     state: EditState | None = None  # the edit state this frame shows
     start_block: int = 0  # first synthesis block recomputed (0 = full render; cache statistics)
     identity_distance: float | None = None  # drift from the unedited face, when measured
+    interpolated: bool = False  # blended along a slider between rendered frames (a preview)
 
 
 # On a CPU, images this large render slowly enough to want a preview while dragging.
