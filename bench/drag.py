@@ -227,6 +227,13 @@ def main() -> int:
         "--mask-radius", type=float, default=0.0, help="only a disc this big may move (0: all)"
     )
     parser.add_argument("--mask-weight", type=float, default=DragSettings().mask_weight)
+    parser.add_argument(
+        "--auto-mask",
+        type=float,
+        default=DragSettings().auto_mask,
+        help="without --mask-radius: discs this many drag lengths around the points (0: none)",
+    )
+    parser.add_argument("--auto-mask-weight", type=float, default=DragSettings().auto_mask_weight)
     parser.add_argument("--whole-pixels", action="store_true", help="track to whole pixels")
     parser.add_argument(
         "--warp", type=float, default=0.0, help="warp with this Gaussian sigma, px, instead"
@@ -258,6 +265,8 @@ def main() -> int:
             done_distance=args.done,
             refine=not args.whole_pixels,
             mask_weight=args.mask_weight,
+            auto_mask=args.auto_mask,
+            auto_mask_weight=args.auto_mask_weight,
         )
         rows, summary = face_rows(
             args.faces, args.steps, args.seed, settings, args.mask_radius, args.warp

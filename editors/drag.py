@@ -2,8 +2,9 @@
 
 Each step renders the latent, finds every handle again by nearest feature (point tracking, paper
 section 3.3), then takes one Adam step on the first W+ rows that pulls the features around each
-handle one pixel towards its target (motion supervision, eq. 1). An optional mask marks the region
-allowed to move; features outside it are held to their starting values.
+handle one pixel towards its target (motion supervision, eq. 1). A mask marks the region allowed
+to move (the user's, else discs around the points); features outside it are held to their
+starting values.
 
 Features are read from one synthesis block through ``synthesis(feature_hook=...)`` and sampled
 bilinearly at image pixel positions, which equals DragGAN's resize-to-the-image-then-index without
@@ -47,7 +48,11 @@ class DragSettings:
     # them move while the region outside the mask changes 4x less than inside (tests/editors)
     mask_weight: float = 1.0
     refine: bool = True  # track to a quarter pixel (DragGAN: whole pixels)
-    latent_weight: float = 0.0  # EXPERIMENT
+    # Without a mask, only discs of this many drag lengths around each handle and target may
+    # change (0: everything may): dlib's identity of faces drifted 0.45 unmasked, 0.41 with it
+    # (bench/drag.py). Its fixed-region loss has its own weight: 5 still lets points arrive.
+    auto_mask: float = 4.0
+    auto_mask_weight: float = 5.0
 
     def for_generator(self, generator: Generator) -> DragSettings:
         """These settings with every ``None`` filled in for ``generator``."""
@@ -65,7 +70,7 @@ class DragSettings:
             feature_resolution=feature_res,
             motion_radius=self.motion_radius
             if self.motion_radius is not None
-            else max(2.0, 3 * scale, min(4.0, res / 16)),
+            else _default_motion_radius(res),
             track_radius=self.track_radius
             if self.track_radius is not None
             else max(3, round(12 * scale)),
@@ -74,8 +79,34 @@ class DragSettings:
             else max(1.0, 2 * scale),
             mask_weight=self.mask_weight,
             refine=self.refine,
-            latent_weight=self.latent_weight,
+            auto_mask=self.auto_mask,
+            auto_mask_weight=self.auto_mask_weight,
         )
+
+
+def _default_motion_radius(resolution: int) -> float:
+    # DragGAN pulls 3 px around a handle of a 512 px image. On the 64 px demo model dlib
+    # follows only broad moves (an ideal warp fading over 4 px moves its landmark 42 % of the
+    # way, over 8 px 82 %: bench/drag.py --warp), and an eighth of the picture moved it best.
+    if resolution <= 64:
+        return resolution / 8
+    return max(2.0, 3 * resolution / 512, min(4.0, resolution / 16))
+
+
+def automatic_mask(
+    resolution: int, handles: Sequence[Point], targets: Sequence[Point], radius: float
+) -> np.ndarray:
+    """[R, R] bool: discs of ``radius`` drag lengths (at least 2 px) around handles and targets.
+
+    What may change when the user gave no mask (``DragSettings.auto_mask``).
+    """
+    yy, xx = np.mgrid[:resolution, :resolution].astype(np.float64)
+    region = np.zeros((resolution, resolution), bool)
+    for handle, target in zip(handles, targets, strict=True):
+        reach = max(2.0, radius * math.dist(handle, target))
+        for x, y in (handle, target):
+            region |= (xx - x) ** 2 + (yy - y) ** 2 <= reach**2
+    return region
 
 
 def _default_feature_resolution(resolution: int) -> int:
@@ -257,7 +288,8 @@ def drag(
         ws: [num_ws, w_dim] (or [1, num_ws, w_dim]) latent of the image.
         handles: (x, y) image pixels to move.
         targets: (x, y) where each handle should go (same count as ``handles``).
-        mask: [R, R], true where the image may change; None lets everything move.
+        mask: [R, R], true where the image may change; None: ``automatic_mask`` (discs around
+            the points, ``settings.auto_mask``; with ``auto_mask=0`` everything may move).
         steps: most optimisation steps (default ``settings.max_steps``).
         settings: tuning (defaults chosen from the resolution).
         noise_mode, noise_strength: the noise the image is rendered with ("random" is refused:
@@ -296,6 +328,10 @@ def drag(
     motion_patch = _disc_offsets(cfg.motion_radius).to(device)
     window = _square_offsets(cfg.track_radius).to(device)
     keep = None
+    mask_weight = cfg.mask_weight
+    if region is None and cfg.auto_mask > 0:
+        region = automatic_mask(res, handle_pts, target_pts, cfg.auto_mask)
+        mask_weight = cfg.auto_mask_weight
     if region is not None:
         # Area-downsampled share of each feature cell that must stay fixed.
         outside = torch.from_numpy(~region).to(device=device, dtype=torch.float32)[None, None]
@@ -377,9 +413,7 @@ def drag(
             loss = _motion_loss(features, points, goals, motion_patch, res)
             if keep is not None:
                 assert start_features is not None
-                loss = loss + cfg.mask_weight * F.l1_loss(features * keep, start_features * keep)
-            if cfg.latent_weight:
-                loss = loss + cfg.latent_weight * F.l1_loss(trainable, base[:, : cfg.rows])
+                loss = loss + mask_weight * F.l1_loss(features * keep, start_features * keep)
             if not loss.requires_grad:  # every handle is on its target: nothing left to pull
                 return result(trainable, step, done)
             (grad,) = torch.autograd.grad(loss, [trainable])

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 HELP = (
     "Click a point to move, then where it should go (right click: undo a point). "
-    "Optionally brush the region that may change; the rest is held in place."
+    "Brush the region that may change (unbrushed: the area around the points); the rest is held."
 )
 
 

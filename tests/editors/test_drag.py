@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 
 import main
-from editors.drag import DragProgress, DragResult, DragSettings, drag
+from editors.drag import DragProgress, DragResult, DragSettings, automatic_mask, drag
 from editors.errors import DragError
 from editors.latent_io import load_latent, save_latent
 from models.generator import to_rgb_u8
@@ -114,8 +115,9 @@ def test_mask_keeps_the_region_outside_it(tiny_generator) -> None:
     ws = _latent(generator)
     mask = np.zeros((32, 32), bool)
     mask[8:24, 6:26] = True
-    free = drag(generator, ws, [(12, 16)], [(18, 16)], steps=15, settings=SETTINGS)
-    held = drag(generator, ws, [(12, 16)], [(18, 16)], mask=mask, steps=15, settings=SETTINGS)
+    unmasked = replace(SETTINGS, auto_mask=0.0)  # everything may move
+    free = drag(generator, ws, [(12, 16)], [(18, 16)], steps=15, settings=unmasked)
+    held = drag(generator, ws, [(12, 16)], [(18, 16)], mask=mask, steps=15, settings=unmasked)
     original = _render(generator, ws).astype(float)
     # without on_step the steps skip the picture; the result still shows its latent
     np.testing.assert_array_equal(held.image, _render(generator, held.ws))
@@ -128,6 +130,41 @@ def test_mask_keeps_the_region_outside_it(tiny_generator) -> None:
     outside[4:28, 2:30] = False  # a margin: features are coarser than pixels
     assert change(held.image, outside) < 0.5 * change(free.image, outside)
     assert change(held.image, mask) > 1.5 * change(held.image, outside)  # measured 2.0
+
+
+def test_automatic_mask_is_discs_around_handles_and_targets() -> None:
+    region = automatic_mask(32, [(12.0, 16.0)], [(18.0, 16.0)], 2.0)  # 12 px discs
+    assert region[16, 12] and region[16, 30] and region[4, 12] and region[4, 18]
+    assert not region[3, 12] and not region[16, 31] and not region[0, 0] and not region[31, 31]
+    assert region.sum() == sum(
+        (x - 12) ** 2 + (y - 16) ** 2 <= 144 or (x - 18) ** 2 + (y - 16) ** 2 <= 144
+        for y in range(32)
+        for x in range(32)
+    )
+    # a point dragged onto itself still gets its 2 px disc (13 pixels)
+    assert automatic_mask(32, [(5.0, 5.0)], [(5.0, 5.0)], 4.0).sum() == 13
+
+
+def test_without_a_mask_the_automatic_one_holds_the_rest(tiny_generator) -> None:
+    generator = tiny_generator(32, seed=1)
+    ws = _latent(generator)
+    handles, targets = [(12, 16)], [(16, 16)]
+    auto = replace(SETTINGS, auto_mask=1.5)  # 6 px discs
+    default = drag(generator, ws, handles, targets, steps=12, settings=auto)
+    # the same as giving that mask by hand with the automatic mask's weight
+    mask = automatic_mask(32, handles, targets, 1.5)
+    by_hand = replace(auto, mask_weight=auto.auto_mask_weight)
+    given = drag(generator, ws, handles, targets, mask=mask, steps=12, settings=by_hand)
+    np.testing.assert_array_equal(default.ws, given.ws)
+    free = drag(generator, ws, handles, targets, steps=12, settings=replace(auto, auto_mask=0.0))
+    original = _render(generator, ws).astype(float)
+    far = np.ones((32, 32), bool)
+    far[4:28, 2:30] = False  # well outside the discs (features are coarser than pixels)
+
+    def change(image: np.ndarray) -> float:
+        return float(np.abs(image.astype(float) - original).mean(axis=2)[far].mean())
+
+    assert change(default.image) < 0.5 * change(free.image)
 
 
 def test_stop_raises_cancelled_with_the_last_good_state(tiny_generator) -> None:
