@@ -371,12 +371,16 @@ def score_channels(
     step_sigmas: float = 3.0,
     truncation_psi: float = 0.7,
     latents: Sequence[np.ndarray] = (),
+    blend: StyleDirection | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """StyleSpace's attribute-specific test, with identity cost: per candidate channel, the
     change of ``measure(rgb)`` (a classifier score or a landmark measure) and the dlib identity
     drift when it moves ``step_sigmas`` of its σ, on the faces of ``seeds``.
 
     ``latents`` ([num_ws, w_dim] each, e.g. projected photos) are scored after the seeds.
+    ``blend``: a region-blended direction whose landmark region, growth, feather and block
+    each channel is blended with, as its slider will be (a channel that acts outside the
+    region scores only what it does inside).
 
     Returns:
         (effect, drift), each [len(seeds) + len(latents), len(candidates)], NaN where unmeasured.
@@ -413,16 +417,46 @@ def score_channels(
             offsets = torch.zeros(len(items), layers[layer].channels)
             for index, (_, channel) in enumerate(items):
                 offsets[index, channel] = step_sigmas * float(atlas.std[starts[layer] + channel])
+            offsets = {layer: offsets.to(generator.device)}
             with torch.no_grad():
-                images = generator.synthesis(
-                    ws.expand(len(items), -1, -1),
-                    style_offsets={layer: offsets.to(generator.device)},
-                )
+                if blend is None:
+                    images = generator.synthesis(
+                        ws.expand(len(items), -1, -1), style_offsets=offsets
+                    )
+                else:
+                    images = _blended(generator, ws, offsets, blend, landmarks)
             for (column, _), rgb in zip(items, to_rgb_u8(images), strict=True):
                 after = measure(rgb)
                 effect[row, column] = after - before if after is not None else np.nan
                 drift[row, column] = meter.distance(_upscaled(rgb))
     return effect, drift
+
+
+def _blended(
+    generator: Any,
+    ws: torch.Tensor,
+    offsets: dict[int, torch.Tensor],
+    blend: StyleDirection,
+    landmarks: np.ndarray,
+) -> torch.Tensor:
+    """Pictures of ``ws`` with each row of ``offsets`` blended inside ``blend``'s region."""
+    from editors.masks import LayerRender, _nearest_block, feathered, render_layers
+    from editors.regions import region_mask
+
+    size = generator.resolution
+    hard = region_mask(blend.mask_region, landmarks, size, blend.mask_grow)
+    mask = torch.from_numpy(feathered(hard.astype(np.float32), blend.feather * size))
+    count = next(iter(offsets.values())).shape[0]
+    layer = LayerRender(
+        ws.expand(count, -1, -1),
+        offsets,
+        mask.to(generator.device),
+        _nearest_block(generator, blend.block_resolution),
+    )
+    # render_layers broadcasts the one unedited picture against the batch of edited ones.
+    return render_layers(
+        lambda latent, **extra: generator.synthesis(latent, **extra), ws, {}, [layer]
+    )
 
 
 def regional_direction(
@@ -438,34 +472,50 @@ def regional_direction(
     region: str = "mouth",
     grow: float = 1.4,
     min_agreement: float = 0.8,
+    rank_rows: Sequence[int] | None = None,
+    weighted: bool = False,
 ) -> StyleDirection:
-    """A localized direction from ``score_channels`` results: the ``count`` channels with the
-    most effect per identity drift whose effect has the sign of their mean effect on at least
-    ``min_agreement`` of the faces, each moved
-    ``sigmas`` of its σ per σ of slider in the direction that raises the measure, blended
-    inside the landmark ``region``.
+    """A localized direction from ``score_channels`` results, blended inside the landmark
+    ``region``: the ``count`` channels with the most effect per identity drift, each moved in
+    the direction that raises the measure.
+
+    A channel qualifies when its effect has the same sign on at least ``min_agreement`` of the
+    faces and, averaged, on the ``rank_rows`` faces and on the others alike.
+
+    Args:
+        rank_rows: rows (faces) whose mean effect ranks the channels, e.g. the encoded photos,
+            on which an edit picked on generated faces alone acts weakest. The drift is the
+            larger of the two groups' means. None: every row.
+        weighted: amounts proportional to effect / (drift + 0.02)² (the matched filter: the
+            most effect for a given total drift while the channels' identity changes are
+            independent), the strongest channel moving ``sigmas`` of its σ per σ of slider;
+            otherwise every channel moves ``sigmas``.
 
     Raises:
         ValueError: no channel moves the measure consistently.
     """
-    mean_effect = np.nanmean(effect, axis=0)
-    mean_drift = np.nanmean(drift, axis=0)
-    agreement = np.nanmean(np.sign(effect) == np.sign(mean_effect), axis=0)
-    consistent = (agreement >= min_agreement) & (mean_effect != 0)
-    quality = np.where(consistent, np.abs(mean_effect) / (mean_drift + 0.02), -1.0)
+    rows = np.arange(effect.shape[0])
+    ranked = rows if rank_rows is None else np.asarray(rank_rows, int)
+    others = np.setdiff1d(rows, ranked)
+    rank_effect = np.nanmean(effect[ranked], axis=0)
+    sign = np.sign(rank_effect)
+    agreement = np.nanmean(np.sign(effect) == sign, axis=0)
+    consistent = (agreement >= min_agreement) & (sign != 0)
+    cost = np.nanmean(drift[ranked], axis=0)
+    if others.size:
+        consistent &= np.sign(np.nanmean(effect[others], axis=0)) == sign
+        cost = np.maximum(cost, np.nanmean(drift[others], axis=0))
+    power = 2 if weighted else 1
+    quality = np.where(consistent, np.abs(rank_effect) / (cost + 0.02) ** power, -1.0)
     chosen = [int(j) for j in np.argsort(-quality)[:count] if quality[j] > 0]
     if not chosen:
         raise ValueError(f"no style channel moves {name} the same way on every face")
     flats = [int(candidates[j]) for j in chosen]
+    weights = quality[chosen] / quality[chosen[0]] if weighted else np.ones(len(chosen))
     return StyleDirection(
         name=name,
         channels=tuple(key_of(flat, layers) for flat in flats),
-        values=np.array(
-            [
-                np.sign(mean_effect[j]) * sigmas * atlas.std[f]
-                for j, f in zip(chosen, flats, strict=True)
-            ]
-        ),
+        values=sign[chosen] * weights * sigmas * atlas.std[flats],
         region=region,
         mask_region=region,
         mask_grow=grow,
@@ -473,7 +523,9 @@ def regional_direction(
             "method": "stylespace channels scored by a landmark measure per identity drift",
             "candidates": len(candidates),
             "faces": int(effect.shape[0]),
+            "ranked_on_faces": int(ranked.size),
             "count": count,
+            "weights": "effect / (drift + 0.02)^2" if weighted else "equal",
             "sigmas_per_slider_sigma": sigmas,
             "min_agreement": min_agreement,
             "atlas_faces": atlas.faces,

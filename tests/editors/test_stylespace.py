@@ -237,6 +237,82 @@ def test_demo_smile_is_local_and_the_readout_says_so() -> None:
     what, local = measure_state(generator, state)
     assert what == "smile" and local.region == "lower face"
     assert local.share_inside > 0.95 and local.mouth_width_change > 0.05
-    assert local.identity_drift < 0.13  # measured 0.112 (issue 15's goal: <= 0.12)
+    # measured 0.120 on this face (issue 15's goal, for the mean over faces: <= 0.12)
+    assert local.identity_drift < 0.13
     _, plain = measure_state(generator, state.replace(attribute_space="w"))
     assert plain.share_inside < 0.4 and plain.identity_drift > 0.2
+
+
+def test_regional_direction_ranks_on_the_weak_faces_and_weights_by_effect_per_drift() -> None:
+    from editors.channel_discovery import ChannelAtlas, regional_direction
+
+    layers = [type("Layer", (), {"channels": 8})() for _ in range(2)]
+    std = np.linspace(0.5, 2.0, 16).astype(np.float32)
+    atlas = ChannelAtlas(
+        shares=np.zeros((16, 9), np.float32),
+        magnitude=np.ones(16, np.float32),
+        mean=np.zeros(16, np.float32),
+        std=std,
+        layer_sizes=(8, 8),
+        faces=2,
+        step_sigmas=3.0,
+    )
+    candidates = [3, 9, 12, 14]
+    # rows 0-1 generated faces, rows 2-3 photos; columns: strong on generated faces only,
+    # moderate everywhere, negative everywhere (costly), opposite signs on the two groups
+    effect = np.array(
+        [
+            [0.05, 0.02, -0.03, -0.04],
+            [0.05, 0.02, -0.03, -0.04],
+            [0.005, 0.02, -0.03, 0.04],
+            [0.005, 0.02, -0.03, 0.04],
+        ]
+    )
+    drift = np.tile([0.03, 0.03, 0.08, 0.01], (4, 1))
+    photo = regional_direction(
+        "smile", layers, atlas, candidates, effect, drift, count=3, sigmas=0.5,
+        min_agreement=0.7, rank_rows=[2, 3], weighted=True,
+    )  # fmt: skip
+    # quality |photo effect| / (drift + 0.02)^2: 8 (moderate), 3 (negative), 2 (generated only)
+    assert photo.channels == ((1, 1), (1, 4), (0, 3))
+    expected = np.array([1.0, -3 / 8, 2 / 8]) * 0.5 * std[[9, 12, 3]]
+    np.testing.assert_allclose(photo.values, expected, rtol=1e-5)
+    assert photo.mask_region == "mouth" and photo.fitted_with["ranked_on_faces"] == 2
+    # ranked on every face, the channel strong on generated faces comes first
+    every = regional_direction(
+        "smile", layers, atlas, candidates, effect, drift, count=1, min_agreement=0.7
+    )
+    assert every.channels == ((0, 3),)
+    np.testing.assert_allclose(every.values, [1.4 * std[3]], rtol=1e-5)
+
+
+def test_scored_channels_are_blended_as_the_localized_slider_renders_them(generator) -> None:
+    from editors.channel_discovery import _blended
+    from editors.masks import _LANDMARKS, local_synthesis
+
+    points = np.zeros((68, 2))
+    points[:, 0], points[:, 1] = 8.0, 8.0
+    points[48:68] = [(x, y) for x in (5.0, 7.0, 9.0, 11.0) for y in (10.0, 11.0, 12.0, 13.0, 14.0)]
+    template = StyleDirection(
+        "smile", ((0, 0),), [0.0], mask_region="mouth", mask_grow=1.3, block_resolution=8
+    )
+    ws = torch.from_numpy(Renderer(generator).seed_ws(4, 0.7))[None]
+    channels = generator.style_layers()[3].channels
+    offsets = torch.zeros(2, channels)
+    offsets[0, 1], offsets[1, 5] = 2.5, -3.0
+    with torch.no_grad():
+        batch = _blended(generator, ws, {3: offsets}, template, points)
+    for row, channel in enumerate((1, 5)):
+        _LANDMARKS.clear()
+        single = StyleDirection(
+            "smile", ((3, channel),), [float(offsets[row, channel])], mask_region="mouth",
+            mask_grow=1.3, block_resolution=8,
+        )  # fmt: skip
+        styled = DirectionSet(
+            _directions(generator).directions, styles=StyleDirectionSet((single,))
+        )
+        state = EditState(seed=4, directions=styled, attribute_amounts={"smile": 0.5})  # 1σ
+        with torch.no_grad():
+            slider = local_synthesis(generator, state, ws, landmarks=lambda rgb: points)
+        assert torch.allclose(batch[row], slider[0], atol=1e-5)
+        assert (slider - generator.synthesis(ws)).abs().max() > 0.05
