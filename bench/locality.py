@@ -8,12 +8,15 @@ with the localized StyleSpace version shipped beside the directions ("after"), a
 mouth-width change (mouth-corner distance / eye distance).
 
     python bench/locality.py                          # demo model, smile +2σ, 6 faces, 3 photos
+    python bench/locality.py --faces 12 --photos 4    # the model card's table
     python bench/locality.py --directions smile age --faces 12 --photos 0
 
 ``--write-localized smile`` first (re)builds the localized versions of those directions from the
-model's channel atlas (cached; discovered when missing) and writes them beside the directions
-(``<model>.stylespace.json``); this is how the demo model's file was made (about 30 minutes on one
-busy CPU core: the atlas, then 1,200 scored renders).
+model's channel atlas (cached; discovered when missing, about 4 minutes) and writes them beside
+the directions (``<model>.stylespace.json``); this is how the demo model's file was made
+(``python bench/locality.py --write-localized smile --faces 12 --photos 4``: 13 minutes on a
+busy 2-core CPU, 6,400 scored renders, then a few rounds of scaling). The photos it scores on
+(portraits 5-12) are not the bench's (the first four).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 GOALS = {"share": 0.60, "drift": 0.12, "mouth": 0.05}  # issue 15, smile at +2σ
+COUNT = 48  # channels of a localized direction
+DRIFT = 0.11  # the localized smile's identity drift at --amount σ (goal: <= 0.12)
 
 
 def faces(generator, count: int, photos: int, seed: int = 500) -> list[tuple[str, np.ndarray]]:
@@ -69,18 +74,24 @@ def measure(generator, directions, name: str, amount: float, items, space: str) 
     return readouts
 
 
+SMILE_RECIPE = "python bench/locality.py --write-localized smile"
+SCORING_SEEDS = range(600, 608)  # generated faces the smile channels are scored on
+SCORING_PHOTOS = slice(4, 12)  # portraits scored on; the first four are the bench's
+
+
 def write_localized(generator, directions, args):
     """Rebuild the localized versions of ``args.write_localized`` and save them beside the set.
 
     smile (the demo's recipe): the atlas's 400 channels acting most in the lower face and mouth
-    are scored by mouth widening per identity drift on six generated faces (seeds 600-605) and
-    three encoded photos (not the bench's), and the best ``--count`` are blended inside the mouth
-    region. Other names: the W direction's strongest
-    channels acting mostly in their region (``localize_set``).
+    are each moved 3σ, blended inside the mouth region as the slider is, on eight generated
+    faces (seeds 600-607) and eight encoded photos (portraits 5-12, not the bench's), and
+    scored by mouth widening and identity drift. The ``--count`` channels with the most effect
+    on the photos per squared drift are kept, weighted by it (``regional_direction``), and
+    the whole direction is scaled so that ``--amount`` σ drifts ``--target-drift`` on the
+    scoring faces (the larger of the generated and photo means). Other names: the W
+    direction's strongest channels acting mostly in their region (``localize_set``).
     """
     import dataclasses
-
-    import numpy as np
 
     from editors.channel_discovery import (
         cached_atlas,
@@ -89,7 +100,12 @@ def write_localized(generator, directions, args):
         score_channels,
     )
     from editors.regions import face_landmarks, mouth_width
-    from editors.stylespace import StyleDirectionSet, save_style_directions, style_directions_path
+    from editors.stylespace import (
+        StyleDirection,
+        StyleDirectionSet,
+        save_style_directions,
+        style_directions_path,
+    )
 
     atlas = cached_atlas(generator)
     made = []
@@ -98,7 +114,7 @@ def write_localized(generator, directions, args):
         made.extend(localize_set(generator, atlas, directions, others, count=args.count))
     if "smile" in args.write_localized:
 
-        def measure(rgb):
+        def measure_width(rgb):
             points = face_landmarks(rgb)
             return None if points is None else mouth_width(points)
 
@@ -106,22 +122,90 @@ def write_localized(generator, directions, args):
             atlas.magnitude
         )
         candidates = [int(i) for i in np.argsort(-rank)[:400]]
-        photos = [ws for _, ws in faces(generator, 0, 7)][4:]  # not the bench's first four
+        photos = faces(generator, 0, SCORING_PHOTOS.stop)[SCORING_PHOTOS]
+        template = StyleDirection("smile", ((0, 0),), [0.0], mask_region="mouth", mask_grow=1.4)
         effect, drift = score_channels(
-            generator, atlas, candidates, range(600, 606), measure, latents=photos[:3]
+            generator,
+            atlas,
+            candidates,
+            SCORING_SEEDS,
+            measure_width,
+            latents=[ws for _, ws in photos],
+            blend=template,
         )
-        layers = generator.style_layers()
-        made.append(
-            regional_direction(
-                "smile", layers, atlas, candidates, effect, drift, count=args.count, sigmas=0.6
-            )
+        generated = faces(generator, len(SCORING_SEEDS), 0, seed=SCORING_SEEDS[0])
+        smile = regional_direction(
+            "smile",
+            generator.style_layers(),
+            atlas,
+            candidates,
+            effect,
+            drift,
+            count=args.count,
+            sigmas=1.0,
+            region=template.mask_region,
+            grow=template.mask_grow,
+            min_agreement=0.7,
+            rank_rows=range(len(SCORING_SEEDS), effect.shape[0]),
+            weighted=True,
         )
+        smile = calibrated(generator, directions, smile, args, generated, photos)
+        made.append(smile)
     styles = StyleDirectionSet(tuple(made), directions.fingerprint)
     if directions.styles is not None:
         styles = dataclasses.replace(directions.styles.merged(made), fingerprint=styles.fingerprint)
     path = save_style_directions(styles, style_directions_path(directions.source))
     print(f"wrote {path} ({', '.join(styles.names)})")
     return dataclasses.replace(directions, styles=styles)
+
+
+def calibrated(generator, directions, smile, args, generated, photos):
+    """``smile`` scaled so that ``args.amount`` σ drifts ``args.target_drift`` on the scoring
+    faces (drift grows about linearly with the amount), with what it then measures there."""
+    import dataclasses
+
+    from editors.stylespace import StyleDirectionSet
+
+    def readouts(direction):
+        styled = dataclasses.replace(
+            directions, styles=StyleDirectionSet((direction,), directions.fingerprint)
+        )
+        return {
+            group: measure(generator, styled, "smile", args.amount, items, "auto")
+            for group, items in (("generated", generated), ("photos", photos))
+        }
+
+    scale, found = 1.0, readouts(smile)
+    for _ in range(3):  # drift is not quite linear in the amount: a few corrections
+        worst = max(mean(r.identity_drift for r in found[group]) for group in found)
+        if abs(worst - args.target_drift) < 0.003:
+            break
+        scale *= args.target_drift / worst
+        found = readouts(dataclasses.replace(smile, values=smile.values * scale))
+    fitted = dict(smile.fitted_with)
+    fitted["sigmas_per_slider_sigma"] = round(float(fitted["sigmas_per_slider_sigma"]) * scale, 4)
+    fitted.update(
+        {
+            "scaled_to": f"identity drift {args.target_drift} at {args.amount:+g} sigma "
+            "(larger of the generated and photo means on the scoring faces)",
+            "measure": "mouth-corner distance / eye distance (dlib 68 landmarks)",
+            "scored_on": f"seeds {SCORING_SEEDS[0]}-{SCORING_SEEDS[-1]} (psi 0.7) + encoded "
+            "portraits " + ", ".join(label.removeprefix("photo ") for label, _ in photos),
+            "scored_with": "each channel moved 3 sigma, blended in the mouth region",
+            "candidates_by": "lower-face + mouth share x sqrt(magnitude) in the channel atlas",
+            "recipe": SMILE_RECIPE
+            + (f" --count {args.count}" if args.count != COUNT else "")
+            + (f" --target-drift {args.target_drift}" if args.target_drift != DRIFT else ""),
+        }
+    )
+    smile = dataclasses.replace(smile, values=smile.values * scale, fitted_with=fitted)
+    metrics = {}
+    for group, readout in found.items():
+        metrics[f"{group}_identity_drift"] = round(mean(r.identity_drift for r in readout), 4)
+        metrics[f"{group}_mouth_width"] = round(mean(r.mouth_width_change for r in readout), 4)
+        metrics[f"{group}_share_in_lower_face"] = round(mean(r.share_inside for r in readout), 4)
+    print(f"smile scaled by {scale:.3f}; on the scoring faces at {args.amount:+g}σ: {metrics}")
+    return dataclasses.replace(smile, metrics=metrics)
 
 
 def mean(values) -> float:
@@ -137,7 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=6, help="generated faces")
     parser.add_argument("--photos", type=int, default=3, help="portraits from ../shared/data")
     parser.add_argument("--write-localized", nargs="+", default=[], metavar="NAME")
-    parser.add_argument("--count", type=int, default=16, help="channels per localized direction")
+    parser.add_argument("--count", type=int, default=COUNT, help="channels per localized direction")
+    parser.add_argument(
+        "--target-drift",
+        type=float,
+        default=DRIFT,
+        help="identity drift the localized smile is scaled to at --amount σ",
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import torch
