@@ -79,7 +79,7 @@ class RenderService(QObject):
             request_id = self._next_id
             self._pending = (request_id, args)
             self._lock.notify()
-            if args.draft and self._busy and self._pending_generator is None:
+            if self._busy and self._pending_generator is None:
                 preview = self._preview.predict(args)
             if preview is not None:
                 self.previews += 1

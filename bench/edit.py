@@ -9,9 +9,11 @@ Models use the FFHQ layout (rosinality channels, channel_multiplier 2) with rand
 - "release": the exact frame when the slider is let go, after a draft of the same latent (it
   resumes from the blocks the draft left in the activation cache);
 - "x full": each time as a share of a full edit's;
-- a simulated 100-step drag through ``Renderer`` (every step rendered) and through the real
-  ``RenderService`` (a step every 16 ms, newest request wins, as the GUI sends them); on a CPU
-  the drag renders drafts, whose size adapts to keep each under ~150 ms (shown in "frames").
+- a simulated slider drag (``--drag-seconds``) through ``Renderer`` (steps rendered one by one)
+  and through the real ``RenderService`` (a step every 16 ms, newest request wins, as the GUI
+  sends them, starting from the exact picture); on a CPU the drag renders drafts, whose size
+  adapts to keep each under ~150 ms (shown in "frames"), and the service fills the time between
+  two drafts with frames interpolated along the slider ("previews", ``editors/preview.py``).
 
     python bench/edit.py
     python bench/edit.py --resolutions 256 --repeats 5 --device cuda
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-DRAG_STEPS = 100
+RENDERER_STEPS = 25  # drag steps timed through the bare Renderer (each one rendered)
 DRAG_INTERVAL_S = 0.016  # one slider event per display frame
 
 
@@ -96,7 +98,7 @@ def drag_through_service(generator, states, draft: bool) -> tuple[float, int, fl
 
     service.rendered.connect(on_frame)
     service.set_generator(generator)
-    service.submit(states[0].render_args(draft=draft))
+    service.submit(states[0].render_args())  # the exact picture before the slider moves
     while not frames:  # first frame (warm-up) before timing
         app.processEvents()
         time.sleep(0.001)
@@ -184,12 +186,13 @@ def drag_with_renderer(generator, states, draft: bool, device: str) -> tuple[flo
 
     renderer = Renderer(generator)
     renderer.render(states[0].render_args(draft=draft))
+    steps = states[:: max(1, len(states) // RENDERER_STEPS)]
     start = time.perf_counter()
-    for state in states:
+    for state in steps:
         renderer.render(state.render_args(draft=draft))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return len(states) / (time.perf_counter() - start), renderer.draft_resolution
+    return len(steps) / (time.perf_counter() - start), renderer.draft_resolution
 
 
 def main() -> int:
@@ -201,6 +204,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-service", action="store_true", help="skip the RenderService drag")
+    parser.add_argument("--drag-seconds", type=float, default=3.0, help="simulated drag length")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import torch
@@ -235,9 +239,10 @@ def main() -> int:
             print(
                 f"{resolution:>5} {'release':<10} {'exact':<6} {ms:>9.1f} {restart:>6}px {share:>8}"
             )
-        # A 100-step drag of the all-rows slider; drafts on a CPU from 256 px, as in the app.
+        # A drag of the all-rows slider; drafts on a CPU from 256 px, as in the app.
         draft = wants_drafts(generator)
-        states = [with_amount(base, "all", 3.0 * i / DRAG_STEPS) for i in range(DRAG_STEPS)]
+        count = round(args.drag_seconds / DRAG_INTERVAL_S)
+        states = [with_amount(base, "all", 3.0 * i / count) for i in range(count)]
         fps, size = drag_with_renderer(generator, states, draft, args.device)
         mode = f"draft {size}px" if draft else "full"
         service = None if args.no_service else drag_through_service(generator, states, draft)
@@ -245,7 +250,10 @@ def main() -> int:
 
     print()
     interval = DRAG_INTERVAL_S * 1000
-    print(f"simulated {DRAG_STEPS}-step drag (all-rows slider, one step per {interval:.0f} ms)")
+    print(
+        f"simulated {args.drag_seconds:g} s drag (all-rows slider 0 to 3 sigma, one step per "
+        f"{interval:.0f} ms; Renderer: {RENDERER_STEPS} of its steps, each rendered)"
+    )
     header = (
         f"{'res':>5} {'frames':<14} {'Renderer fps':>13} {'RenderService fps':>18} "
         f"{'shown':>6} {'previews':>9} {'preview dB':>11} {'release->last ms':>17}"

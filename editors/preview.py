@@ -51,6 +51,11 @@ def slider_value(state: EditState, slider: SliderKey) -> float:
     return float(getattr(state, field).get(key, 0.0))
 
 
+def _picture_of(args: RenderArgs) -> RenderArgs:
+    # What must agree for two frames to lie on one slider: all but the edits and the size.
+    return dataclasses.replace(args, state=None, draft=False, measure_identity=False)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Frame:
     args: RenderArgs
@@ -78,18 +83,19 @@ class SliderPreview:
         del self._frames[: -self._keep]
 
     def predict(self, args: RenderArgs) -> RenderResult | None:
-        """An interpolated frame for ``args``, or None when no two remembered frames bracket it.
+        """An interpolated frame for the draft request ``args``; None when no two remembered
+        frames span it (or ``args`` asks for an exact frame).
 
         The result is marked ``draft`` and ``interpolated`` and carries ``render_ms`` of the
         blend itself.
         """
         start = time.perf_counter()
-        if args.state is None or args.noise_mode == "random":
-            return None
-        without_state = dataclasses.replace(args, state=None)
+        if not args.draft or args.state is None or args.noise_mode == "random":
+            return None  # exact frames (slider released) wait for the renderer
+        picture = _picture_of(args)
         along: dict[SliderKey, list[_Frame]] = {}
         for frame in reversed(self._frames):
-            if not without_state.same_as(dataclasses.replace(frame.args, state=None)):
+            if not picture.same_as(_picture_of(frame.args)):
                 continue
             if states_equal(args.state, frame.args.state):
                 return frame.result  # rendered already
@@ -116,27 +122,41 @@ class SliderPreview:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         assert args.state is not None
         value = slider_value(args.state, slider)
-        shape = frames[0].result.rgb.shape
-        points = [
-            (slider_value(f.args.state, slider), f.result)
-            for f in frames
-            if f.args.state is not None and f.result.rgb.shape == shape
-        ]
-        # The nearest two frames with distinct values, preferring a pair around ``value``.
-        points.sort(key=lambda p: abs(p[0] - value))
-        if len(points) < 2:
+        points = [(slider_value(f.args.state, slider), f.result) for f in frames if f.args.state]
+        # Frames of the newest frame's size first (drafts of one drag); else mixed sizes, such
+        # as the full frame before the drag and its first draft, blended at the smaller size.
+        newest = points[0][1].rgb.shape
+        pair = _nearest_pair([p for p in points if p[1].rgb.shape == newest], value)
+        pair = pair or _nearest_pair(points, value)
+        if pair is None:
             return None
-        first = points[0]
-        second = next((p for p in points[1:] if (p[0] - value) * (first[0] - value) < 0), None)
-        if second is None:
-            second = next((p for p in points[1:] if p[0] != first[0]), None)
-        if second is None:
-            return None
-        (v0, a), (v1, b) = first, second
+        (v0, a), (v1, b) = pair
         t = (value - v0) / (v1 - v0)
         if not -MAX_REACH <= t <= 1.0 + MAX_REACH:
             return None
-        rgb = a.rgb.astype(np.float32)
-        rgb += np.float32(t) * (b.rgb.astype(np.float32) - rgb)
+        size = min(a.rgb.shape[0], b.rgb.shape[0])
+        start, end = (_resized(r.rgb, size).astype(np.float32) for r in (a, b))
+        start += np.float32(t) * (end - start)
         ws = a.ws + np.float32(t) * (b.ws - a.ws)
-        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8), ws.astype(np.float32)
+        return np.clip(start + 0.5, 0, 255).astype(np.uint8), ws.astype(np.float32)
+
+
+def _nearest_pair(
+    points: list[tuple[float, RenderResult]], value: float
+) -> tuple[tuple[float, RenderResult], tuple[float, RenderResult]] | None:
+    # The nearest two frames with distinct values, preferring a pair around ``value``.
+    points = sorted(points, key=lambda p: abs(p[0] - value))
+    if len(points) < 2:
+        return None
+    first = points[0]
+    second = next((p for p in points[1:] if (p[0] - value) * (first[0] - value) < 0), None)
+    second = second or next((p for p in points[1:] if p[0] != first[0]), None)
+    return None if second is None else (first, second)
+
+
+def _resized(rgb: np.ndarray, size: int) -> np.ndarray:
+    if rgb.shape[0] == size:
+        return rgb
+    import cv2
+
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,17 @@ def test_no_preview_without_two_frames_along_the_same_slider(frames) -> None:
     assert exact is rendered[1.0] and not exact.interpolated  # already rendered: that frame
     preview.clear()
     assert preview.predict(_state(0.5).render_args(draft=True)) is None
+
+
+def test_the_frame_before_a_drag_and_its_first_draft_blend_at_the_draft_size(frames) -> None:
+    renderer, rendered = frames
+    preview = SliderPreview()
+    full = renderer.render(_state(0.0).render_args())  # the picture before the slider moved
+    preview.remember(_state(0.0).render_args(), full)
+    draft = rendered[1.0]
+    small = draft.rgb[::2, ::2].copy()  # a draft rendered at half size
+    preview.remember(_state(1.0).render_args(draft=True), dataclasses.replace(draft, rgb=small))
+    result = preview.predict(_state(0.5).render_args(draft=True))
+    assert result is not None and result.rgb.shape == small.shape
+    shrunk = full.rgb.astype(np.float64).reshape(8, 2, 8, 2, 3).mean(axis=(1, 3))  # area mean
+    np.testing.assert_allclose(result.rgb, np.round((shrunk + small) / 2), atol=1)
