@@ -49,8 +49,8 @@ class DragSettings:
     mask_weight: float = 1.0
     refine: bool = True  # track to a quarter pixel (DragGAN: whole pixels)
     # Without a mask, only discs of this many drag lengths around each handle and target may
-    # change (0: everything may): dlib's identity of faces drifted 0.45 unmasked, 0.41 with it
-    # (bench/drag.py). Its fixed-region loss has its own weight: 5 still lets points arrive.
+    # change (0: everything may): dlib's identity of dragged faces drifted 0.49 unmasked, 0.39
+    # with it (bench/drag.py). Its fixed-region loss has its own weight: 5 lets points arrive.
     auto_mask: float = 4.0
     auto_mask_weight: float = 5.0
 
