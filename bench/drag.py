@@ -57,7 +57,12 @@ def landmarks_of(rgb: np.ndarray) -> np.ndarray | None:
     """dlib's 68 landmarks of ``rgb`` in its own pixel coordinates (None: no face found)."""
     from editors.identity import detect_landmarks
 
-    found = detect_landmarks(upsampled(rgb), upsample=0)
+    image = upsampled(rgb)
+    # Detection without upsampling first (the measured rows); a face it misses is looked for
+    # upsampled once more, as the identity descriptor's detection does, rather than dropped.
+    found = detect_landmarks(image, upsample=0)
+    if found is None:
+        found = detect_landmarks(image, upsample=1)
     if found is None:
         return None
     return (found + 0.5) / UPSAMPLE - 0.5  # pixel centres of the enlarged image map back
