@@ -40,7 +40,8 @@ class DragSettings:
     max_steps: int = 200  # optimisation steps at most (the drag ends earlier when points arrive)
     lr: float | None = None  # Adam learning rate on the W+ rows (DragGAN: 2e-3 at 512 px)
     rows: int | None = None  # W+ rows optimised (DragGAN: the first 6 of a 512/1024 px model)
-    feature_resolution: int | None = None  # block whose features are matched, by its size in px
+    feature_resolution: int | None = None  # block whose features are pulled, by its size in px
+    track_resolution: int | None = None  # block whose features find the points again
     motion_radius: float | None = None  # r1: handle neighbourhood pulled each step, px
     track_radius: int | None = None  # r2: search window of point tracking, px
     done_distance: float | None = None  # a handle this close to its target has arrived, px
@@ -62,12 +63,16 @@ class DragSettings:
         feature_res = self.feature_resolution or _default_feature_resolution(res)
         if feature_res not in blocks:
             raise DragError(f"feature resolution {feature_res} is not one of {blocks}")
+        track_res = self.track_resolution or _default_track_resolution(res, feature_res)
+        if track_res not in blocks:
+            raise DragError(f"tracking resolution {track_res} is not one of {blocks}")
         return DragSettings(
             max_steps=self.max_steps,
             # Smaller models need bigger steps to move a pixel; measured on the 64 px demo model.
             lr=self.lr if self.lr is not None else min(1e-2, 2e-3 * (512 / res) ** 0.8),
             rows=self.rows if self.rows is not None else min(6, generator.num_ws),
             feature_resolution=feature_res,
+            track_resolution=track_res,
             motion_radius=self.motion_radius
             if self.motion_radius is not None
             else _default_motion_radius(res),
@@ -107,6 +112,16 @@ def automatic_mask(
         for x, y in (handle, target):
             region |= (xx - x) ** 2 + (yy - y) ** 2 <= reach**2
     return region
+
+
+def _default_track_resolution(resolution: int, feature_resolution: int) -> int:
+    # DragGAN tracks on the features it pulls. Those of a small model's 32 px block, pulled a
+    # pixel ahead each step, soon match ahead of the content, and the drag stops early; the
+    # coarser block below them follows the content better (64 px demo model, 12 faces: dlib's
+    # landmark at 0.45 of the start distance instead of 0.49, bench/drag.py; 64 px was worse).
+    if resolution <= 64 and feature_resolution >= 32:
+        return feature_resolution // 2
+    return feature_resolution
 
 
 def _default_feature_resolution(resolution: int) -> int:
@@ -318,6 +333,8 @@ def drag(
     device = generator.device
     dtype = generator.w_avg.dtype
     block = generator.block_resolutions().index(cfg.feature_resolution)  # type: ignore[attr-defined]
+    track_block = generator.block_resolutions().index(cfg.track_resolution)  # type: ignore[attr-defined]
+    last_resolution = max(cfg.feature_resolution, cfg.track_resolution or 0)
 
     base = torch.from_numpy(latent).to(device=device, dtype=torch.float32)[None]
     fixed_rows = base[:, cfg.rows :]
@@ -344,12 +361,17 @@ def drag(
     # 'orig' and 'resnet' networks only draw RGB at the end: their partial renders run it all.
     partial_ok = getattr(generator, "arch", "skip") == "skip"
 
-    def render(latent_rows: torch.Tensor, picture: bool) -> tuple[torch.Tensor, np.ndarray | None]:
+    def render(
+        latent_rows: torch.Tensor, picture: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+        """(features pulled, features tracked (detached), picture if asked)."""
         captured: dict[str, torch.Tensor] = {}
 
         def hook(index: int, features: torch.Tensor) -> None:
             if index == block:
                 captured["f"] = features
+            if index == track_block:
+                captured["t"] = features.detach()
 
         full = torch.cat([latent_rows, fixed_rows], dim=1).to(dtype)
         image = generator.synthesis(
@@ -357,18 +379,18 @@ def drag(
             noise_mode=noise_mode,
             noise_strength=noise_strength,
             feature_hook=hook,
-            max_resolution=None if picture or not partial_ok else cfg.feature_resolution,
+            max_resolution=None if picture or not partial_ok else last_resolution,
         )
-        features = captured["f"].float()
+        features, tracking = captured["f"].float(), captured["t"].float()
         if not torch.isfinite(features).all() or not torch.isfinite(image).all():
             raise FloatingPointError
-        return features, to_rgb_u8(image.detach())[0] if picture else None
+        return features, tracking, to_rgb_u8(image.detach())[0] if picture else None
 
     def result(rows: torch.Tensor, step: int, done: bool) -> DragResult:
         # Rendered again without autograd: the pixels of any later render of the result's
         # latent (a gradient render may take another, equally exact, arithmetic path).
         with torch.no_grad():
-            image = render(rows, True)[1]
+            image = render(rows, True)[2]
         assert image is not None
         ws_out = torch.cat([rows.detach(), fixed_rows], dim=1)[0]
         return DragResult(
@@ -381,9 +403,9 @@ def drag(
         )
 
     with torch.enable_grad():
-        features, image = render(trainable, True)
+        features, tracking, image = render(trainable, True)
         with torch.no_grad():
-            references = _sample(features, points, res)  # [C, handles]
+            references = _sample(tracking, points, res)  # [C, handles]
             start_features = features.detach() if keep is not None else None
         step = 0
         while True:
@@ -391,7 +413,7 @@ def drag(
                 if step > 0:
                     for i in range(len(points)):
                         points[i] = _track(
-                            features, points[i], references[:, i], window, res, cfg.refine
+                            tracking, points[i], references[:, i], window, res, cfg.refine
                         )
                 distances = (goals - points).norm(dim=1)
                 done = bool((distances <= cfg.done_distance).all())
@@ -422,7 +444,7 @@ def drag(
             optimizer.step()
             try:
                 picture = on_step is not None and (step + 1) % preview_every == 0
-                features, image = render(trainable, picture)
+                features, tracking, image = render(trainable, picture)
             except FloatingPointError:  # the step broke the picture: keep the one before
                 with torch.no_grad():
                     trainable.copy_(previous)

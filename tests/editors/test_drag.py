@@ -211,6 +211,17 @@ def test_bad_models_latents_and_masks_get_a_clear_message(tiny_generator) -> Non
         drag(generator, _latent(generator), [(1, 1)], [(2, 2)], mask=np.zeros((32, 32)))
     with pytest.raises(DragError, match="fixed noise"):
         drag(generator, _latent(generator), [(1, 1)], [(2, 2)], noise_mode="random")
+    with pytest.raises(DragError, match="tracking resolution 5 is not one of"):
+        drag(
+            generator,
+            _latent(generator),
+            [(1, 1)],
+            [(2, 2)],
+            settings=DragSettings(track_resolution=5),
+        )
+    # small models find points on the block below the pulled one, large ones on the same
+    assert DragSettings().for_generator(tiny_generator(64)).track_resolution == 16
+    assert DragSettings().for_generator(tiny_generator(128)).track_resolution == 64
     progan = ProGANGenerator(z_dim=32, depths=(16, 16))
     with pytest.raises(DragError, match="needs a StyleGAN2 model"):
         drag(progan, np.zeros((1, 32), np.float32), [(1, 1)], [(2, 2)])
