@@ -225,6 +225,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     parser.add_argument("--rows", type=int, default=None, help="W+ rows optimised")
     parser.add_argument("--feature-res", type=int, default=None, help="feature block size, px")
+    parser.add_argument("--track-res", type=int, default=None, help="tracking block size, px")
     parser.add_argument("--r1", type=float, default=None, help="motion radius, px")
     parser.add_argument("--r2", type=int, default=None, help="tracking radius, px")
     parser.add_argument("--done", type=float, default=None, help="arrival distance, px")
@@ -265,6 +266,7 @@ def main() -> int:
             lr=args.lr,
             rows=args.rows,
             feature_resolution=args.feature_res,
+            track_resolution=args.track_res,
             motion_radius=args.r1,
             track_radius=args.r2,
             done_distance=args.done,
