@@ -3,9 +3,11 @@
 For each portrait (aligned with the app's dlib aligner at the model's resolution) it prints, per
 stage: PSNR and MS-SSIM vs the aligned photo, dlib identity distance, CPU and wall seconds, the
 tuning delta's size, and editability: the smile direction's effect (mouth width over eye distance,
-dlib landmarks on 4x upscaled renders) on the reconstruction, relative to its mean effect on
-generated faces. Goals (demo model, 2-core CPU): PSNR >= 30 dB, identity <= 0.15, <= 60 s,
-editability >= 0.9.
+dlib landmarks on 4x upscaled renders; half the change from -2 to +2 sigma, which halves the
+landmarks' noise against a one-sided step) on the reconstruction, relative to its mean effect on
+generated faces; "keep" is the tuned model's image change for that smile step projected on the
+original model's at the same latent (1: tuning left the edit as it was; dlib-free, noiseless).
+Goals (demo model, 2-core CPU): PSNR >= 30 dB, identity <= 0.15, <= 60 s, editability >= 0.9.
 
 CPU seconds are the process's own: on a machine shared with other work they are what the same run
 takes on an idle one with one thread; wall seconds are printed too.
@@ -41,7 +43,7 @@ from models.generator import Generator, seed_to_z, to_rgb_u8  # noqa: E402
 
 DEMO = ROOT / "resources" / "models" / "demo-faces-64.safetensors"
 SMILE_AMOUNT = 2.0  # sigmas, as in `main.py edit --direction smile=+2`
-GENERATED_FACES = 12
+GENERATED_FACES = 24
 
 
 class Laps:
@@ -92,14 +94,32 @@ def mouth_ratio(rgb: np.ndarray) -> float | None:
 
 
 def smile_effect(generator: Generator, ws: np.ndarray, directions: DirectionSet) -> float | None:
-    """Change of the mouth ratio when smile moves by SMILE_AMOUNT sigmas (the app's edit path)."""
+    """Mouth ratio change per SMILE_AMOUNT sigmas of smile, from -that to +that (the app's path)."""
     renderer = Renderer(generator)
     state = EditState(seed=None, base_ws=ws, directions=directions)
     amount = SMILE_AMOUNT * directions["smile"].scale
-    before = mouth_ratio(renderer.render(state.render_args()).rgb)
-    edited = state.replace(attribute_amounts={"smile": amount})
-    after = mouth_ratio(renderer.render(edited.render_args()).rgb)
-    return None if before is None or after is None else after - before
+    ratios = [
+        mouth_ratio(
+            renderer.render(state.replace(attribute_amounts={"smile": a}).render_args()).rgb
+        )
+        for a in (-amount, amount)
+    ]
+    return None if None in ratios else (ratios[1] - ratios[0]) / 2  # type: ignore[operator]
+
+
+def edit_kept(
+    tuned: Generator, original: Generator, ws: np.ndarray, directions: DirectionSet
+) -> float:
+    """Tuned image change for +SMILE_AMOUNT sigmas of smile, projected on the original's."""
+    smile = directions["smile"]
+    step = np.zeros_like(ws)
+    rows = slice(*smile.layers) if smile.layers is not None else slice(None)
+    step[rows] = SMILE_AMOUNT * smile.scale * np.asarray(smile.vector)
+    start = torch.from_numpy(ws)[None]
+    moved = start + torch.from_numpy(step)
+    with torch.no_grad():
+        changes = [model.synthesis(moved) - model.synthesis(start) for model in (tuned, original)]
+    return float((changes[0] * changes[1]).sum() / changes[1].square().sum())
 
 
 def generated_smile_effect(generator: Generator, directions: DirectionSet) -> float:
@@ -138,7 +158,7 @@ def main() -> None:
           f"mouth/eyes ratio {reference_effect:+.4f}")  # fmt: skip
     header = (
         f"{'photo':34} {'stage':8} {'PSNR':>6} {'MS-SSIM':>7} {'ident':>6} {'cpu s':>6} "
-        f"{'wall s':>6} {'delta':>13} {'smile':>6}"
+        f"{'wall s':>6} {'delta':>13} {'smile':>6} {'keep':>5}"
     )
     print(header)
     photos = sorted(
@@ -169,22 +189,25 @@ def main() -> None:
             image = render(model, latent)
             effect = smile_effect(model, latent, directions)
             editability = effect / reference_effect if effect is not None else float("nan")
+            kept = edit_kept(model, generator, latent, directions)
             row = [
                 psnr_u8(image, target), ms_ssim_u8(image, target),
-                identity(target, image) or float("nan"), editability,
+                identity(target, image) or float("nan"), editability, kept,
             ]  # fmt: skip
             totals.setdefault(stage, []).append(row)
             cpu_text, wall_text = f"{laps.cpu[stage]:6.1f}", f"{laps.wall[stage]:6.1f}"
             size_text = f"{size / 1024:.1f} KB {100 * size / model_bytes:.1f}%" if size else ""
             print(
                 f"{path.name:34} {stage:8} {row[0]:6.2f} {row[1]:7.3f} {row[2]:6.3f} {cpu_text} "
-                f"{wall_text} {size_text:>13} {row[3]:6.2f}",
+                f"{wall_text} {size_text:>13} {row[3]:6.2f} {row[4]:5.2f}",
                 flush=True,
             )
         total_cpu, total_wall = sum(laps.cpu.values()), sum(laps.wall.values())
         print(f"{path.name:34} {'total':8} {'':32} {total_cpu:6.1f} {total_wall:6.1f}")
         totals.setdefault("seconds", []).append([total_cpu, total_wall])
-    print("mean over photos (PSNR, MS-SSIM, identity, smile editability; seconds: cpu, wall):")
+    print(
+        "mean over photos (PSNR, MS-SSIM, identity, smile editability, keep; seconds: cpu, wall):"
+    )
     for stage, rows in totals.items():
         print(f"  {stage:8} " + "  ".join(f"{v:.3f}" for v in np.nanmean(rows, axis=0)))
 

@@ -47,7 +47,9 @@ def setting(tiny_generator: Any) -> tuple[Generator, np.ndarray, np.ndarray]:
     return generator, other_face(16), pivot
 
 
-FAST = TuningConfig(steps=60, rank=2, learning_rate=0.05, loss="pixel", locality_every=2)
+FAST = TuningConfig(
+    steps=60, rank=2, detail_rank=4, learning_rate=0.05, loss="pixel", locality_every=2
+)
 
 
 def test_tuning_fits_the_photo_and_leaves_the_original_alone(setting: Any) -> None:
