@@ -154,7 +154,7 @@ def main() -> None:
     model_bytes = Path(args.model).stat().st_size
     directions = load_directions(default_directions_path(args.model))
     reference_effect = generated_smile_effect(generator, directions)
-    print(f"model {Path(args.model).name}; smile +{SMILE_AMOUNT:g} sigma on generated faces: "
+    print(f"model {Path(args.model).name}; smile per {SMILE_AMOUNT:g} sigma on generated faces: "
           f"mouth/eyes ratio {reference_effect:+.4f}")  # fmt: skip
     header = (
         f"{'photo':34} {'stage':8} {'PSNR':>6} {'MS-SSIM':>7} {'ident':>6} {'cpu s':>6} "

@@ -2,13 +2,16 @@
 
 Projection alone leaves real photos blurry or drives W+ out of the editable region. PTI keeps an
 editable pivot (one w) and instead moves the generator's weights a little so that the pivot draws
-the photo, while a locality regulariser keeps the outputs of latents near the pivot unchanged
-(so directions still act as they do on generated faces).
+the photo, while a locality regulariser keeps the outputs of latents far from the pivot unchanged
+and an edit regulariser keeps short steps from the pivot changing the picture as they do on the
+original model (so directions still act as they do on generated faces).
 
 Here the weights move only through a compact delta, stored per photo instead of a whole tuned
-generator (PTI's ~127 MB per photo): a low-rank update ``up @ down`` of each synthesis
-convolution (LoRA-style, trained directly in that form so nothing is lost by compressing), plus
-the full biases, noise strengths and ToRGB weights, which are tiny. The delta is kept in fp16 and
+generator (PTI's ~127 MB per photo): a low-rank update ``up @ down`` of the synthesis
+convolutions at half and full resolution (LoRA-style, trained directly in that form so nothing is
+lost by compressing), plus the full ToRGB weights and biases, which are tiny. The coarse layers
+keep their weights (the face's layout stays the original model's, and backpropagation stops
+early). The delta is kept in fp16 and
 the reported PSNR is measured after that rounding, so a saved delta reproduces it.
 
 Thread safety: tuning works on a private copy; the caller's generator is never written.
