@@ -53,6 +53,7 @@ class Session(QObject):
         self._shown_request = 0
         self._generator_serial = 0
         self.last_frame: RenderedFrame | None = None
+        self.is_dragging = False  # a slider is held (between begin_drag and end_drag)
         render_service.rendered.connect(self._on_render_service_rendered)
         render_service.generator_changed.connect(self._on_render_service_generator_changed)
 
@@ -118,11 +119,13 @@ class Session(QObject):
 
     def begin_drag(self) -> None:
         """A slider was pressed: preview in draft on slow models."""
+        self.is_dragging = True
         if self.is_slow_model:
             self.set_draft(True)
 
     def end_drag(self) -> None:
         """A slider was released: one undo entry for the whole drag, then a full frame."""
+        self.is_dragging = False
         self.seal()
         self.set_draft(False)
 

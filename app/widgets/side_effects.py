@@ -14,7 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication, QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.workers import Job
 from editors.locality import EditReadout, measure_edit, readout_region
@@ -308,7 +308,7 @@ class SideEffectReadout(QWidget):
         self.timer.start()  # restarts: measure once changes pause
 
     def _on_timer(self) -> None:
-        if QApplication.mouseButtons() != Qt.MouseButton.NoButton:
+        if self.session.is_dragging:
             self._schedule()  # a slider is still held: measure after its release
             return
         self.measure(self._target)
