@@ -165,3 +165,41 @@ def measure_state(generator: Any, state: Any) -> tuple[str, EditReadout]:
     after = renderer.render(state.render_args()).rgb
     what, region = readout_region(state)
     return what, measure_edit(before, after, region)
+
+
+def measure_side_effects(
+    generator: Any,
+    state: Any,
+    name: str | None = None,
+    *,
+    on_step: Any = None,
+    should_stop: Any = None,
+) -> tuple[str, EditReadout | None]:
+    """(what moved, its readout), or (what moved, None) when dlib finds no face to measure.
+
+    Args:
+        name: an attribute slider: its own effect, ``state`` with that slider at 0 against
+            ``state``, in ``intended_region(name)``. None: every edit, the unedited state
+            against ``state`` (as ``measure_state``).
+    """
+    from editors.regions import intended_region
+    from editors.rendering import Renderer
+    from editors.state import reset_edits, with_amount
+    from models.jobs import check_stop
+
+    if name is None:
+        what, region = readout_region(state)
+        unedited = reset_edits(state)
+    else:
+        what, region = name, intended_region(name)
+        unedited = with_amount(state, name, 0.0)
+    renderer = Renderer(generator)
+    before = renderer.render(unedited.render_args()).rgb
+    check_stop(should_stop)
+    landmarks = face_landmarks(before)
+    if landmarks is None:
+        return what, None
+    check_stop(should_stop)
+    after = renderer.render(state.render_args()).rgb
+    check_stop(should_stop)
+    return what, measure_edit(before, after, region, landmarks=landmarks)

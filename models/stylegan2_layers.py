@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
@@ -234,10 +235,12 @@ class ModulatedConv2d(nn.Module):
         # Gradients for the latent but not the weight (projection, drag): modulating the
         # activations spares the weight-gradient convolution that a modulated weight would
         # need, one of the three convolutions per layer of a step (bench/README.md).
+        # A parametrized weight (pivotal tuning) is taken as trained without building it here.
         return (
             torch.is_grad_enabled()
-            and not self.weight.requires_grad
             and (style.requires_grad or x.requires_grad)
+            and not parametrize.is_parametrized(self, "weight")
+            and not self.weight.requires_grad
         )
 
     def forward(

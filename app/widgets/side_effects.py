@@ -17,10 +17,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.workers import Job
-from editors.locality import EditReadout, measure_edit, readout_region
-from editors.regions import face_landmarks, intended_region
-from editors.state import EditState, reset_edits, with_amount
-from models.jobs import check_stop
+from editors.locality import EditReadout, measure_side_effects
+from editors.state import EditState
 
 if TYPE_CHECKING:
     from app.errors import ErrorReport
@@ -63,41 +61,6 @@ EXPLANATION = (
     "distances (ed), eye openness as eye aspect ratio (EAR), head yaw and pitch in degrees.<br>"
     "Green: ≥ {share:.0%} inside and drift ≤ {drift}; amber otherwise."
 )
-
-
-def measure_side_effects(
-    generator: Generator,
-    state: EditState,
-    name: str | None = None,
-    *,
-    on_step: Any = None,
-    should_stop: Any = None,
-) -> tuple[str, EditReadout | None]:
-    """(what moved, its readout), or (what moved, None) when dlib finds no face to measure.
-
-    Args:
-        name: an attribute slider: its own effect, ``state`` with that slider at 0 against
-            ``state``, in ``intended_region(name)``. None: every edit, the unedited state
-            against ``state`` (as ``editors.locality.measure_state``).
-    """
-    from editors.rendering import Renderer
-
-    if name is None:
-        what, region = readout_region(state)
-        unedited = reset_edits(state)
-    else:
-        what, region = name, intended_region(name)
-        unedited = with_amount(state, name, 0.0)
-    renderer = Renderer(generator)
-    before = renderer.render(unedited.render_args()).rgb
-    check_stop(should_stop)
-    landmarks = face_landmarks(before)
-    if landmarks is None:
-        return what, None
-    check_stop(should_stop)
-    after = renderer.render(state.render_args()).rgb
-    check_stop(should_stop)
-    return what, measure_edit(before, after, region, landmarks=landmarks)
 
 
 def is_contained(readout: EditReadout) -> bool:
