@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from app.garbage import collect_on_gui_thread
 from app.main_window import MainWindow
 
 __all__ = ["MainWindow", "create_window", "ensure_application", "run"]
@@ -48,6 +49,7 @@ def create_window(
 def run(model: str | Path | None = None, device: str | None = None) -> int:
     """Open the window and run the event loop until it closes; return the exit code."""
     app = ensure_application()
+    collect_on_gui_thread(app)
     window = create_window(model=model, device=device)
     code = app.exec()
     del window

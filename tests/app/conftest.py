@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,6 +48,11 @@ def make_main_window(qtbot) -> Iterator[Callable[..., object]]:
         window.close()
         assert window.render_service._thread.isFinished()
         assert [job.title for job in window.jobs.running()] == []
+    # Free the closed windows' reference cycles here, on the GUI thread: left to the automatic
+    # collector, a later test's worker thread may free their Qt objects (a crash; the app
+    # itself collects on the GUI thread, app/garbage.py).
+    windows.clear()
+    gc.collect()
 
 
 def wait_for_frame_of(qtbot, window, state=None):
