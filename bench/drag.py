@@ -120,24 +120,17 @@ def _unreachable():
 def warped(image, handle: np.ndarray, target: np.ndarray, sigma: float) -> np.ndarray:
     """``image`` [1, 3, R, R] in [-1, 1] with the content at ``handle`` moved to ``target``.
 
-    The displacement is largest on the drag's midpoint and fades as a Gaussian of ``sigma`` px.
+    The displacement is largest on the drag's midpoint and fades as a Gaussian of ``sigma`` px
+    (the drag's own guide, ``editors.drag.warp_grid``).
     """
-    import torch
     import torch.nn.functional as F
 
+    from editors.drag import warp_grid
     from models.generator import to_rgb_u8
 
     res = image.shape[-1]
-    shift = target - handle
-    yy, xx = np.mgrid[:res, :res].astype(np.float64)
-    centre = (handle + target) / 2
-    weight = np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * sigma**2))
-    weight /= weight.max()
-    # each output pixel reads from where its content came from (backward warp)
-    sx, sy = xx - shift[0] * weight, yy - shift[1] * weight
-    grid = np.stack([(2 * sx + 1) / res - 1, (2 * sy + 1) / res - 1], axis=-1)
-    grid_t = torch.from_numpy(grid).to(image.dtype)[None]
-    out = F.grid_sample(image, grid_t, mode="bilinear", padding_mode="border", align_corners=False)
+    grid = warp_grid(res, res, [tuple(handle)], [tuple(target)], sigma).to(image.dtype)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return to_rgb_u8(out)[0]
 
 
@@ -241,6 +234,8 @@ def main() -> int:
     )
     parser.add_argument("--auto-mask-weight", type=float, default=DragSettings().auto_mask_weight)
     parser.add_argument("--whole-pixels", action="store_true", help="track to whole pixels")
+    parser.add_argument("--guide", type=float, default=DragSettings().guide_weight)
+    parser.add_argument("--guide-sigma", type=float, default=None, help="guide warp fade, px")
     parser.add_argument(
         "--warp", type=float, default=0.0, help="warp with this Gaussian sigma, px, instead"
     )
@@ -274,6 +269,8 @@ def main() -> int:
             mask_weight=args.mask_weight,
             auto_mask=args.auto_mask,
             auto_mask_weight=args.auto_mask_weight,
+            guide_weight=args.guide,
+            guide_sigma=args.guide_sigma,
         )
         rows, summary = face_rows(
             args.faces, args.steps, args.seed, settings, args.mask_radius, args.warp
