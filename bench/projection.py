@@ -35,7 +35,7 @@ from editors.direction_files import default_directions_path, load_directions  # 
 from editors.directions import DirectionSet  # noqa: E402
 from editors.losses import ms_ssim, psnr_u8  # noqa: E402
 from editors.photo import PIVOT, TUNING, align_photo  # noqa: E402
-from editors.pivotal import tune  # noqa: E402
+from editors.pivotal import protected_channels, tune  # noqa: E402
 from editors.projection import encode, prepare_target, project  # noqa: E402
 from editors.rendering import Renderer  # noqa: E402
 from editors.state import EditState  # noqa: E402
@@ -182,7 +182,8 @@ def main() -> None:
         pivot = project(generator, aligned, config=replace(PIVOT, steps=args.pivot_steps))
         lap("pivot")
         stages.append(("pivot", generator, pivot.ws, None))
-        tuned = tune(generator, aligned, pivot.ws, steps=args.tune_steps)
+        protect = protected_channels(directions)  # as the app and `project --pti` do
+        tuned = tune(generator, aligned, pivot.ws, steps=args.tune_steps, protect=protect)
         lap("tuning")
         stages.append(("tuning", tuned.generator, pivot.ws, tuned.delta.nbytes))
         for stage, model, latent, size in stages:

@@ -13,11 +13,12 @@ import numpy as np
 
 from editors.alignment import AlignedFace, align_landmarks, center_crop
 from editors.compositing import composite
+from editors.directions import DirectionSet
 from editors.errors import AlignmentError, NoFaceFound
 from editors.face_detection import DetectedFace
 from editors.face_detection import detect_faces as _detect_faces
 from editors.images import load_image, save_rgb
-from editors.pivotal import TuningConfig, TuningResult, tune
+from editors.pivotal import TuningConfig, TuningResult, protected_channels, tune
 from editors.projection import ProjectionConfig, ProjectionResult, project
 from models.generator import Generator
 from models.jobs import Cancelled, OnStep, Progress, ShouldStop, report
@@ -113,10 +114,14 @@ def invert_photo(
     projection: ProjectionConfig = PIVOT,
     tuning: TuningConfig | None = TUNING,
     discriminator: object | None = None,
+    directions: DirectionSet | None = None,
     on_step: OnStep | None = None,
     should_stop: ShouldStop | None = None,
 ) -> PhotoInversion:
     """Project the aligned photo (the pivot), then tune the generator around it (``tuning``).
+
+    ``directions``: the sliders the result will be edited with; tuning leaves the weights their
+    localized versions read as they were (``pivotal.protected_channels``).
 
     Progress counts the steps of both stages; each report's message names its stage
     ("pivot 10/100", "tuning 5/150").
@@ -154,6 +159,7 @@ def invert_photo(
     try:
         tuned = tune(
             generator, aligned, pivot.ws, config=tuning,
+            protect=protected_channels(directions),
             on_step=relay("tuning", projection.steps), should_stop=should_stop,
         )  # fmt: skip
     except Cancelled as stopped:

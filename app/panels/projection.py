@@ -343,6 +343,7 @@ class ProjectionPanel(QWidget):
         job = Job(
             f"Projection of {self.photo.path.name} failed", invert_photo, generator,
             self.photo.aligned, projection=config, tuning=tuning,
+            directions=self.session.state.directions,
         )  # fmt: skip
         job.progressed.connect(self._on_progress)
         job.succeeded.connect(lambda result: self._on_projected(result, generator))

@@ -13,6 +13,8 @@ from PIL import Image
 
 from editors.alignment import AlignedFace
 from editors.cli.common import add_model_arguments, model_or_demo, progress_bar
+from editors.direction_files import DirectionFileError, default_directions_path, load_directions
+from editors.directions import DirectionSet
 from editors.errors import AlignmentError, ImageLoadError, LatentFileError, NoFaceFound
 from editors.images import save_rgb
 from editors.latent_io import latent_metadata, load_latent, save_latent
@@ -113,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     args.model = model_or_demo(args.model)
     generator = load_generator(args.model, args.device)
     discriminator = _discriminator(args.model, args.device)
+    args.slider_directions = _slider_directions(args.model) if args.pti else None
     out = Path(args.out)
     if source.is_dir():
         return _run_folder(source, out, generator, discriminator, config, args)
@@ -129,6 +132,18 @@ def _discriminator(model: str, device: str | None) -> object | None:
         return load_discriminator(model, device)
     except Exception as exc:  # optional: any problem just means no discriminator term
         log.info("no discriminator used: %s", exc)
+        return None
+
+
+def _slider_directions(model: str) -> DirectionSet | None:
+    """The directions beside the model, which `main.py edit` uses (tuning keeps them working)."""
+    path = default_directions_path(model)
+    if not path.is_file():
+        return None
+    try:
+        return load_directions(path)
+    except (DirectionFileError, OSError, ValueError) as exc:
+        log.warning("%s: not used for tuning (%s)", path, exc)
         return None
 
 
@@ -172,6 +187,7 @@ def _project_one(
 
         inversion = invert_photo(
             generator, aligned, projection=config, tuning=tuning, discriminator=discriminator,
+            directions=getattr(args, "slider_directions", None),
             on_step=on_step, should_stop=should_stop,
         )  # fmt: skip
     result = inversion.projection

@@ -98,3 +98,34 @@ def test_sessions_keep_the_tuning(tiny_generator: Any, tmp_path: Path) -> None:
         image = to_rgb_u8(rebuilt.synthesis(torch.from_numpy(inversion.ws)[None]))[0]
     np.testing.assert_array_equal(image, inversion.image)
     assert load_session(save_session(tmp_path / "t.lsession", state, reference)).tuning is None
+
+
+def test_project_pti_leaves_the_weights_localized_sliders_read(
+    tiny_checkpoint: Any, tmp_path: Path
+) -> None:
+    from editors.stylespace import (
+        StyleDirection,
+        StyleDirectionSet,
+        save_style_directions,
+        style_directions_path,
+    )
+
+    model = tiny_checkpoint(resolution=16)
+    generator = load_generator(model, "cpu")
+    conv = next(x for x in generator.style_layers() if x.resolution == 16 and not x.is_rgb)
+    directions = DirectionSet(
+        (Direction("smile", np.ones(32)),), fingerprint=generator.fingerprint()
+    )
+    json_path = save_directions(directions, default_directions_path(model))
+    local = StyleDirection("smile", ((conv.index, 2),), np.array([1.0]))
+    styles = StyleDirectionSet((local,), generator.fingerprint())
+    save_style_directions(styles, style_directions_path(json_path))
+    out = tmp_path / "out"
+    args = ["project", str(face_photo(tmp_path / "photo.png")), "--model", str(model), "--pti"]
+    args += ["--no-align", "--steps", "2", "--tune-steps", "6", "--loss", "pixel"]
+    assert main([*args, "--out", str(out)]) == 0
+    name = f"{conv.name}.conv.weight"
+    shape = dict(generator.named_parameters())[name].shape  # [1, out, in, k, k]
+    change = load_delta(out / "latent.tuning.npz").dense()[name].reshape(shape)
+    assert torch.all(change[:, :, 2] == 0)  # smile's channel: as the model was
+    assert change[:, :, [0, 1, 3]].abs().max() > 0  # the other inputs are tuned

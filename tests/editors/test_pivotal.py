@@ -17,6 +17,7 @@ from editors.pivotal import (
     apply_delta,
     base_fingerprint,
     load_delta,
+    protected_channels,
     save_delta,
     tunable_parameters,
     tune,
@@ -129,6 +130,36 @@ def test_delta_of_another_model_or_a_broken_file_is_refused(
     np.savez(tmp_path / "latent.npz", w=np.zeros((1, 4, 32), np.float32))
     with pytest.raises(TuningFileError):
         load_delta(tmp_path / "latent.npz")
+
+
+def test_weights_reading_protected_style_channels_stay(setting: Any) -> None:
+    from editors.directions import Direction, DirectionSet
+    from editors.stylespace import StyleDirection, StyleDirectionSet
+
+    generator, target, pivot = setting
+    layers = generator.style_layers()
+    conv = next(layer for layer in layers if layer.resolution == 16 and not layer.is_rgb)
+    rgb = next(layer for layer in layers if layer.resolution == 16 and layer.is_rgb)
+    local = StyleDirection("smile", ((conv.index, 0), (conv.index, 3), (rgb.index, 1)), [1, 2, 3])
+    vector = np.ones(generator.w_dim, np.float32)
+    directions = DirectionSet((Direction("smile", vector),), styles=StyleDirectionSet((local,)))
+    protect = protected_channels(directions)
+    assert protect == {conv.index: [0, 3], rgb.index: [1]}
+    result = tune(generator, target, pivot, config=FAST, protect=protect)
+    changes = result.delta.dense()
+    tuned = dict(result.generator.named_parameters())
+    for layer, channels in protect.items():
+        name = f"{layers[layer].name}.conv.weight"
+        original = dict(generator.named_parameters())[name]
+        change = changes[name].reshape(original.shape)  # [1, out, in, k, k]
+        others = [c for c in range(original.shape[2]) if c not in channels]
+        assert torch.all(change[:, :, channels] == 0), name
+        assert change[:, :, others].abs().max() > 1e-4, name  # the rest of the layer is tuned
+        assert torch.equal(tuned[name][:, :, channels], original[:, :, channels])
+    # Without protection the same channels move.
+    free = tune(generator, target, pivot, config=FAST).delta.dense()
+    name = f"{conv.name}.conv.weight"
+    assert free[name].reshape(tuned[name].shape)[:, :, [0, 3]].abs().max() > 1e-4
 
 
 def test_cancel_keeps_the_steps_done(setting: Any) -> None:
