@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 HELP = (
     "Click a point to move, then where it should go (right click: undo a point). "
-    "Brush the region that may change (unbrushed: the area around the points); the rest is held."
+    "Optionally brush the region that may change; the rest is held (unbrushed, what lies far "
+    "from the points stays)."
 )
 
 

@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--mask",
         metavar="MASK.png",
         help="grey image of the output's size: white marks the region that may change "
-        "(default: discs of 4 drag lengths around the points; all white: everything)",
+        "(default: none; the drag's warp guide holds what lies far from the points)",
     )
     parser.add_argument("--steps", type=int, default=None, metavar="N", help="most steps")
     parser.add_argument("--out", required=True, metavar="X.png", help="output image (.png or .jpg)")
