@@ -10,6 +10,7 @@ mouth-width change (mouth-corner distance / eye distance).
     python bench/locality.py                          # demo model, smile +2σ, 6 faces, 3 photos
     python bench/locality.py --faces 12 --photos 4    # the model card's table
     python bench/locality.py --directions smile age --faces 12 --photos 0
+    python bench/locality.py --faces 0 --photos 12 --pti   # photos through pivotal tuning
 
 ``--write-localized smile`` first (re)builds the localized versions of those directions from the
 model's channel atlas (cached; discovered when missing, about 4 minutes) and writes them beside
@@ -34,22 +35,35 @@ COUNT = 48  # channels of a localized direction
 DRIFT = 0.11  # the localized smile's identity drift at --amount σ (goal: <= 0.12)
 
 
-def faces(generator, count: int, photos: int, seed: int = 500) -> list[tuple[str, np.ndarray]]:
-    """(label, latent [num_ws, w_dim]) for ``count`` generated faces and ``photos`` photos."""
+def faces(
+    generator, count: int, photos: int, seed: int = 500, pti_directions=None
+) -> list[tuple[str, np.ndarray, object]]:
+    """(label, latent [num_ws, w_dim], model) for ``count`` generated faces and ``photos`` photos.
+
+    Photos are found by the model's encoder, or with ``pti_directions`` by the app's photo
+    pipeline (pivot search and pivotal tuning, which keeps those sliders' channels): their
+    model is then the tuned one.
+    """
     from editors.rendering import Renderer
 
     renderer = Renderer(generator)
-    items = [(f"seed {s}", renderer.seed_ws(s, 0.7)) for s in range(seed, seed + count)]
+    items = [(f"seed {s}", renderer.seed_ws(s, 0.7), generator) for s in range(seed, seed + count)]
     folder = ROOT.parent / "shared" / "data" / "portraits" / "images"
     if photos and folder.is_dir():
-        from editors.photo import align_photo
+        from editors.photo import align_photo, invert_photo
         from editors.projection import encode
 
         for path in sorted(folder.iterdir())[:photos]:
             aligned = align_photo(path, generator.resolution).aligned
-            ws = encode(generator, aligned) if aligned is not None else None
+            if aligned is None:
+                continue
+            if pti_directions is not None:
+                inverted = invert_photo(generator, aligned, directions=pti_directions)
+                items.append((f"photo {path.stem}", inverted.ws, inverted.generator))
+                continue
+            ws = encode(generator, aligned)
             if ws is not None:
-                items.append((f"photo {path.stem}", ws))
+                items.append((f"photo {path.stem}", ws, generator))
     return items
 
 
@@ -60,9 +74,10 @@ def measure(generator, directions, name: str, amount: float, items, space: str) 
     from editors.rendering import Renderer
     from editors.state import EditState
 
-    renderer = Renderer(generator)
+    renderers = {}
     readouts = []
-    for _, ws in items:
+    for _, ws, model in items:
+        renderer = renderers.setdefault(id(model), Renderer(model or generator))
         state = EditState(seed=None, base_ws=ws, directions=directions, attribute_space=space)
         before = renderer.render(state.render_args()).rgb
         edited = state.replace(attribute_amounts={name: amount * directions[name].scale})
@@ -130,7 +145,7 @@ def write_localized(generator, directions, args):
             candidates,
             SCORING_SEEDS,
             measure_width,
-            latents=[ws for _, ws in photos],
+            latents=[ws for _, ws, _ in photos],
             blend=template,
         )
         generated = faces(generator, len(SCORING_SEEDS), 0, seed=SCORING_SEEDS[0])
@@ -220,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amount", type=float, default=2.0, help="σ of slider")
     parser.add_argument("--faces", type=int, default=6, help="generated faces")
     parser.add_argument("--photos", type=int, default=3, help="portraits from ../shared/data")
+    parser.add_argument(
+        "--pti", action="store_true", help="photos through pivotal tuning (the app's default)"
+    )
     parser.add_argument("--write-localized", nargs="+", default=[], metavar="NAME")
     parser.add_argument("--count", type=int, default=COUNT, help="channels per localized direction")
     parser.add_argument(
@@ -241,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_localized:
         directions = write_localized(generator, directions, args)
     generated = faces(generator, args.faces, 0)
-    photos = faces(generator, 0, args.photos)
+    photos = faces(generator, 0, args.photos, pti_directions=directions if args.pti else None)
     header = (
         f"{'direction':<10} {'faces':<10} {'space':<6} {'n':>2} {'in region':>9} "
         f"{'mouth':>6} {'eyes':>6} {'id drift':>8} {'mouth w':>8}"
