@@ -38,6 +38,7 @@ from editors.face_detection import DetectedFace
 from editors.photo import (
     PIVOT,
     TUNING,
+    TUNING_PRESETS,
     PhotoAlignment,
     PhotoInversion,
     align_photo,
@@ -126,6 +127,17 @@ class ProjectionPanel(QWidget):
             "it draws the photo faithfully; edits keep working."
         )
         form.addRow(self.tune_check)
+        self.tune_preset_combo = QComboBox()
+        self.tune_preset_combo.setObjectName("projectionTunePreset")
+        self.tune_preset_combo.addItem("Faithful (sharpest likeness)", "faithful")
+        self.tune_preset_combo.addItem("Editable (edits act more strongly)", "editable")
+        self.tune_preset_combo.setToolTip(
+            "Likeness and editability trade against each other: Editable tunes the model more "
+            "gently, so sliders act on the photo almost as on the untuned latent, with a "
+            "slightly softer likeness."
+        )
+        self.tune_preset_combo.currentIndexChanged.connect(self._on_tune_preset_changed)
+        form.addRow("Tuning", self.tune_preset_combo)
         self.tune_spin = QSpinBox()
         self.tune_spin.setObjectName("projectionTuneSteps")
         self.tune_spin.setRange(1, 100000)
@@ -214,7 +226,14 @@ class ProjectionPanel(QWidget):
         self.compare_button.setEnabled(has_face)
         self.recon_button.setEnabled(self.result is not None)
         self.export_button.setEnabled(self.result is not None and not busy)
-        for widget in (self.steps_spin, self.space_combo, self.loss_combo, self.tune_check):
+        for widget in (
+            self.steps_spin,
+            self.space_combo,
+            self.loss_combo,
+            self.tune_check,
+            self.tune_preset_combo,
+            self.tune_spin,
+        ):
             widget.setEnabled(not busy)
 
     def config(self) -> ProjectionConfig:
@@ -230,7 +249,11 @@ class ProjectionPanel(QWidget):
         generator = self.session.generator
         if not self.tune_check.isChecked() or getattr(generator, "kind", "") != "stylegan2":
             return None
-        return TUNING.replace(steps=self.tune_spin.value(), loss=self.loss_combo.currentData())
+        preset = TUNING_PRESETS[self.tune_preset_combo.currentData()]
+        return preset.replace(steps=self.tune_spin.value(), loss=self.loss_combo.currentData())
+
+    def _on_tune_preset_changed(self) -> None:
+        self.tune_spin.setValue(TUNING_PRESETS[self.tune_preset_combo.currentData()].steps)
 
     # -- photo ------------------------------------------------------------------------------
     def choose_photo(self) -> None:

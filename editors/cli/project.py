@@ -19,7 +19,14 @@ from editors.errors import AlignmentError, ImageLoadError, LatentFileError, NoFa
 from editors.images import save_rgb
 from editors.latent_io import latent_metadata, load_latent, save_latent
 from editors.losses import ssim_u8
-from editors.photo import PIVOT, TUNING, align_photo, crop_photo, invert_photo
+from editors.photo import (
+    PIVOT,
+    TUNING,
+    TUNING_PRESETS,
+    align_photo,
+    crop_photo,
+    invert_photo,
+)
 from editors.pivotal import DELTA_SUFFIX, save_delta
 from editors.projection import ProjectionConfig, ProjectionResult
 from models import load_generator
@@ -63,8 +70,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"optimisation steps (default {defaults.steps}; {PIVOT.steps} with --pti)",
     )  # fmt: skip
     parser.add_argument(
-        "--tune-steps", type=int, default=TUNING.steps,
-        help=f"with --pti: tuning steps (default {TUNING.steps})",
+        "--tuning", choices=tuple(TUNING_PRESETS), default="faithful",
+        help="with --pti: faithful = the sharpest likeness; editable = edits act more strongly "
+        "on the result, the likeness is a little softer",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tune-steps", type=int, default=None,
+        help=f"with --pti: tuning steps (default {TUNING.steps}; "
+        f"{TUNING_PRESETS['editable'].steps} with --tuning editable)",
     )  # fmt: skip
     parser.add_argument(
         "--space", choices=("w", "w+"), default=None,
@@ -176,7 +189,8 @@ def _project_one(
     save_rgb(np.asarray(aligned.image), out / "aligned.png")
     frames: list[np.ndarray] = []
 
-    tuning = TUNING.replace(steps=args.tune_steps, seed=args.seed) if args.pti else None
+    preset = TUNING_PRESETS[args.tuning]
+    tuning = preset.replace(steps=args.tune_steps, seed=args.seed) if args.pti else None
     total = config.steps + (tuning.steps if tuning is not None else 0)
     with progress_bar(f"projecting {photo.name}", total=total) as (bar_step, should_stop):
 

@@ -215,3 +215,22 @@ def test_open_latent_is_undoable_and_checks_the_size(
     assert not window.open_latent(tmp_path / "big.npz")
     assert "18 x 512" in error_box(window, qtbot).informativeText()
     assert window.session.state is state
+
+
+def test_tuning_preset_chooses_likeness_or_editability(make_main_window, tiny_checkpoint) -> None:
+    from PySide6.QtWidgets import QComboBox
+
+    from editors.photo import TUNING_PRESETS
+
+    window = make_main_window(tiny_checkpoint())
+    panel = window.projection_panel
+    combo = panel.findChild(QComboBox, "projectionTunePreset")
+    spin = panel.findChild(QSpinBox, "projectionTuneSteps")
+    assert panel.tuning().detail_rank == TUNING_PRESETS["faithful"].detail_rank
+    combo.setCurrentIndex(combo.findData("editable"))
+    editable = TUNING_PRESETS["editable"]
+    assert spin.value() == editable.steps != TUNING_PRESETS["faithful"].steps
+    spin.setValue(12)  # the steps stay the user's to change
+    chosen = panel.tuning()
+    assert (chosen.steps, chosen.detail_rank, chosen.tuned_from) == (12, 4, 0.0)
+    assert chosen.learning_rate == editable.learning_rate

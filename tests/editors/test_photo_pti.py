@@ -129,3 +129,25 @@ def test_project_pti_leaves_the_weights_localized_sliders_read(
     change = load_delta(out / "latent.tuning.npz").dense()[name].reshape(shape)
     assert torch.all(change[:, :, 2] == 0)  # smile's channel: as the model was
     assert change[:, :, [0, 1, 3]].abs().max() > 0  # the other inputs are tuned
+
+
+def test_project_pti_editable_preset_tunes_every_layer_gently(
+    tiny_checkpoint: Any, tmp_path: Path
+) -> None:
+    from editors.photo import TUNING_PRESETS
+    from editors.pivotal import tunable_parameters
+
+    model = tiny_checkpoint(resolution=16)
+    out = tmp_path / "out"
+    args = ["project", str(face_photo(tmp_path / "photo.png")), "--model", str(model), "--pti"]
+    args += ["--no-align", "--steps", "2", "--tune-steps", "3", "--loss", "pixel"]
+    assert main([*args, "--tuning", "editable", "--out", str(out)]) == 0
+    delta = load_delta(out / "latent.tuning.npz")
+    assert delta.metadata["detail_rank"] == 4 and delta.metadata["steps"] == 3
+    generator = load_generator(model, "cpu")
+    editable, faithful = (
+        {n for names in tunable_parameters(generator, TUNING_PRESETS[key]) for n in names}
+        for key in ("editable", "faithful")
+    )
+    assert set(delta.low_rank) | set(delta.full) == editable
+    assert faithful < editable  # the coarse layers are tuned too
