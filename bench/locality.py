@@ -36,13 +36,13 @@ DRIFT = 0.11  # the localized smile's identity drift at --amount σ (goal: <= 0.
 
 
 def faces(
-    generator, count: int, photos: int, seed: int = 500, pti_directions=None
+    generator, count: int, photos: int, seed: int = 500, pti_directions=None, tuning="faithful"
 ) -> list[tuple[str, np.ndarray, object]]:
     """(label, latent [num_ws, w_dim], model) for ``count`` generated faces and ``photos`` photos.
 
     Photos are found by the model's encoder, or with ``pti_directions`` by the app's photo
     pipeline (pivot search and pivotal tuning, which keeps those sliders' channels): their
-    model is then the tuned one.
+    model is then the tuned one (``tuning``: a preset of ``editors.photo.TUNING_PRESETS``).
     """
     from editors.rendering import Renderer
 
@@ -50,7 +50,7 @@ def faces(
     items = [(f"seed {s}", renderer.seed_ws(s, 0.7), generator) for s in range(seed, seed + count)]
     folder = ROOT.parent / "shared" / "data" / "portraits" / "images"
     if photos and folder.is_dir():
-        from editors.photo import align_photo, invert_photo
+        from editors.photo import TUNING_PRESETS, align_photo, invert_photo
         from editors.projection import encode
 
         for path in sorted(folder.iterdir())[:photos]:
@@ -58,7 +58,9 @@ def faces(
             if aligned is None:
                 continue
             if pti_directions is not None:
-                inverted = invert_photo(generator, aligned, directions=pti_directions)
+                inverted = invert_photo(
+                    generator, aligned, tuning=TUNING_PRESETS[tuning], directions=pti_directions
+                )
                 items.append((f"photo {path.stem}", inverted.ws, inverted.generator))
                 continue
             ws = encode(generator, aligned)
@@ -238,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pti", action="store_true", help="photos through pivotal tuning (the app's default)"
     )
+    parser.add_argument("--tuning", choices=("faithful", "editable"), default="faithful")
     parser.add_argument("--write-localized", nargs="+", default=[], metavar="NAME")
     parser.add_argument("--count", type=int, default=COUNT, help="channels per localized direction")
     parser.add_argument(
@@ -259,7 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_localized:
         directions = write_localized(generator, directions, args)
     generated = faces(generator, args.faces, 0)
-    photos = faces(generator, 0, args.photos, pti_directions=directions if args.pti else None)
+    photos = faces(
+        generator, 0, args.photos, pti_directions=directions if args.pti else None,
+        tuning=args.tuning,
+    )  # fmt: skip
     header = (
         f"{'direction':<10} {'faces':<10} {'space':<6} {'n':>2} {'in region':>9} "
         f"{'mouth':>6} {'eyes':>6} {'id drift':>8} {'mouth w':>8}"
