@@ -79,7 +79,9 @@ def measure(generator, directions, name: str, amount: float, items, space: str) 
     renderers = {}
     readouts = []
     for _, ws, model in items:
-        renderer = renderers.setdefault(id(model), Renderer(model or generator))
+        if id(model) not in renderers:  # one per tuned model, reused for both renders
+            renderers[id(model)] = Renderer(model)
+        renderer = renderers[id(model)]
         state = EditState(seed=None, base_ws=ws, directions=directions, attribute_space=space)
         before = renderer.render(state.render_args()).rgb
         edited = state.replace(attribute_amounts={name: amount * directions[name].scale})

@@ -201,7 +201,7 @@ def _project_one(
 
         inversion = invert_photo(
             generator, aligned, projection=config, tuning=tuning, discriminator=discriminator,
-            directions=getattr(args, "slider_directions", None),
+            directions=args.slider_directions,
             on_step=on_step, should_stop=should_stop,
         )  # fmt: skip
     result = inversion.projection
