@@ -9,7 +9,8 @@ generates, dlib finds the 68 landmarks (on the image upsampled 4x, since dlib's 
 64 px faces); the chin (landmark 8) or a mouth corner (48/54) is dragged 5 px in a random
 direction; dlib then finds the landmark again. Reports the final distance to the target as a
 share of the start distance (goal <= 35 %), the identity drift (dlib descriptor distance between
-the face before and after, goal <= 0.35), seconds per drag (<= 20) and per step (<= 0.2).
+the face before and after, goal <= 0.35), seconds per drag (<= 20) and per step (<= 0.2), and
+without dlib the PSNR of the picture beyond 16 px of the drag against the start ("far PSNR").
 
     python bench/drag.py
     python bench/drag.py --faces 20 --skip-speed
@@ -43,6 +44,7 @@ UPSAMPLE = 4  # dlib finds faces of ~80 px and up: 64 px faces are enlarged to 2
 LANDMARKS = {"chin": (8, np.pi / 2), "mouth left": (48, 0.0), "mouth right": (54, 0.0)}
 SPREAD = np.pi / 6  # drag directions lie within 30 degrees of that axis, either way
 DRAG_PX = 5.0
+FAR_PX = 16.0  # "far from the drag": beyond a quarter of the 64 px picture
 
 
 def upsampled(rgb: np.ndarray) -> np.ndarray:
@@ -134,6 +136,17 @@ def warped(image, handle: np.ndarray, target: np.ndarray, sigma: float) -> np.nd
     return to_rgb_u8(out)[0]
 
 
+def far_psnr(before: np.ndarray, after: np.ndarray, centre: np.ndarray, radius: float) -> float:
+    """PSNR (dB) of ``after`` against ``before`` beyond ``radius`` px of ``centre``.
+
+    How much of the picture away from the drag stayed as it was, measured without dlib.
+    """
+    yy, xx = np.mgrid[: before.shape[0], : before.shape[1]]
+    far = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 > radius**2
+    error = np.mean((before[far].astype(np.float64) - after[far].astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(error, 1e-10)))
+
+
 def face_rows(
     faces: int,
     steps: int | None,
@@ -142,7 +155,7 @@ def face_rows(
     mask_radius: float = 0.0,
     warp_sigma: float = 0.0,
 ) -> tuple[list[tuple], dict[str, float]]:
-    """Per-face rows (seed, landmark, start px, final px, share, drift, steps, s) and means.
+    """Per-face rows (seed, landmark, start px, final px, share, drift, far PSNR, steps, s), means.
 
     ``warp_sigma`` > 0 replaces the drag by ``warped`` (the yardstick; 0 steps).
     """
@@ -192,15 +205,19 @@ def face_rows(
         final_px = float(np.linalg.norm(after[index] - target)) if after is not None else np.nan
         a, b = descriptor_of(before), descriptor_of(image)
         drift = identity_distance(a, b) if a is not None and b is not None else np.nan
-        rows.append((seed, name, start_px, final_px, final_px / start_px, drift, taken, seconds))
+        far = far_psnr(before, image, (handle + target) / 2, FAR_PX)
+        rows.append(
+            (seed, name, start_px, final_px, final_px / start_px, drift, far, taken, seconds)
+        )
     found = [r for r in rows if np.isfinite(r[4])]
     summary = {
         "faces": len(rows),
         "found after": len(found),
         "mean final/start": float(np.mean([r[4] for r in found])) if found else np.nan,
         "mean drift": float(np.nanmean([r[5] for r in rows])) if rows else np.nan,
-        "s per drag": float(np.mean([r[7] for r in rows])) if rows else np.nan,
-        "s per step": sum(r[7] for r in rows) / max(1, sum(r[6] for r in rows)),
+        f"mean PSNR beyond {FAR_PX:g} px": float(np.mean([r[6] for r in rows])) if rows else np.nan,
+        "s per drag": float(np.mean([r[8] for r in rows])) if rows else np.nan,
+        "s per step": sum(r[8] for r in rows) / max(1, sum(r[7] for r in rows)),
     }
     return rows, summary
 
@@ -275,12 +292,15 @@ def main() -> int:
         rows, summary = face_rows(
             args.faces, args.steps, args.seed, settings, args.mask_radius, args.warp
         )
-        print("| seed | landmark | start px | final px | final/start | id drift | steps | s |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        for seed, name, start_px, final_px, share, drift, steps, seconds in rows:
+        print(
+            "| seed | landmark | start px | final px | final/start | id drift | far PSNR | steps "
+            "| s |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for seed, name, start_px, final_px, share, drift, far, steps, seconds in rows:
             print(
                 f"| {seed} | {name} | {start_px:.2f} | {final_px:.2f} | {share:.0%} | "
-                f"{drift:.3f} | {steps} | {seconds:.1f} |"
+                f"{drift:.3f} | {far:.1f} | {steps} | {seconds:.1f} |"
             )
         print()
         for key, value in summary.items():

@@ -347,7 +347,9 @@ def detect_landmarks(image: np.ndarray, *, upsample: int | None = None) -> np.nd
 
 def _image_tensor(image: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
     if isinstance(image, np.ndarray):
-        image = torch.from_numpy(_check_rgb(image)).permute(2, 0, 1)[None].to(torch.float32)
+        # converted in numpy: torch warns about sharing read-only arrays (PIL's)
+        pixels = torch.from_numpy(_check_rgb(image).astype(np.float32))
+        image = pixels.permute(2, 0, 1)[None]
     elif image.ndim == 3:
         image = image[None]
     return image.to(device)
