@@ -6,8 +6,8 @@ weights).
 
 Face landmarks (DragGAN's face-landmark experiment, simplified): on faces the demo model
 generates, dlib finds the 68 landmarks (on the image upsampled 4x, since dlib's detector misses
-64 px faces); the chin (landmark 8) or a mouth corner (48/54) is dragged 5 px in a random
-direction; dlib then finds the landmark again. Reports the final distance to the target as a
+64 px faces); the chin (landmark 8) or a mouth corner (48/54) is dragged 5 px (5/64 of the
+picture on another model, ``--model``) in a random direction; dlib then finds the landmark again. Reports the final distance to the target as a
 share of the start distance (goal <= 35 %), the identity drift (dlib descriptor distance between
 the face before and after, goal <= 0.35), seconds per drag (<= 20) and per step (<= 0.2), and
 without dlib the PSNR of the picture beyond 16 px of the drag against the start ("far PSNR").
@@ -16,6 +16,7 @@ without dlib the PSNR of the picture beyond 16 px of the drag against the start 
     python bench/drag.py --faces 20 --skip-speed
     python bench/drag.py --resolutions 64 256 --device cuda
     python bench/drag.py --skip-speed --warp 6   # the yardstick: an ideal smooth warp instead
+    python bench/drag.py --skip-speed --model face-model.pt   # another face model
 
 ``--warp SIGMA`` calibrates the test: instead of dragging, the picture is warped so that the
 landmark moves exactly to its target, with the displacement fading as a Gaussian of SIGMA px
@@ -39,19 +40,25 @@ sys.path.insert(0, str(ROOT))
 
 from editors.drag import DragSettings  # noqa: E402
 
-UPSAMPLE = 4  # dlib finds faces of ~80 px and up: 64 px faces are enlarged to 256 px
+DLIB_PX = 256  # dlib finds faces of ~80 px and up: smaller pictures are enlarged to this size
 # landmark -> index and the axis a user drags it along (chin: up/down, mouth corners: sideways)
 LANDMARKS = {"chin": (8, np.pi / 2), "mouth left": (48, 0.0), "mouth right": (54, 0.0)}
 SPREAD = np.pi / 6  # drag directions lie within 30 degrees of that axis, either way
-DRAG_PX = 5.0
-FAR_PX = 16.0  # "far from the drag": beyond a quarter of the 64 px picture
+DRAG_PX = 5.0  # at 64 px; other models scale it with their resolution
+FAR_PX = 16.0  # "far from the drag": beyond a quarter of the picture (at 64 px)
+
+
+def enlargement(rgb: np.ndarray) -> int:
+    """How many times ``rgb`` is enlarged for dlib (4 for the 64 px demo model)."""
+    return max(1, DLIB_PX // rgb.shape[0])
 
 
 def upsampled(rgb: np.ndarray) -> np.ndarray:
-    """The image enlarged ``UPSAMPLE`` times (bicubic), for dlib."""
+    """The image enlarged ``enlargement`` times (bicubic), for dlib."""
     from PIL import Image
 
-    size = rgb.shape[1] * UPSAMPLE, rgb.shape[0] * UPSAMPLE
+    factor = enlargement(rgb)
+    size = rgb.shape[1] * factor, rgb.shape[0] * factor
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
 
 
@@ -67,7 +74,7 @@ def landmarks_of(rgb: np.ndarray) -> np.ndarray | None:
         found = detect_landmarks(image, upsample=1)
     if found is None:
         return None
-    return (found + 0.5) / UPSAMPLE - 0.5  # pixel centres of the enlarged image map back
+    return (found + 0.5) / enlargement(rgb) - 0.5  # pixel centres of the enlarged image map back
 
 
 def descriptor_of(rgb: np.ndarray) -> np.ndarray | None:
@@ -154,19 +161,22 @@ def face_rows(
     settings=None,
     mask_radius: float = 0.0,
     warp_sigma: float = 0.0,
+    model: str | None = None,
 ) -> tuple[list[tuple], dict[str, float]]:
     """Per-face rows (seed, landmark, start px, final px, share, drift, far PSNR, steps, s), means.
 
-    ``warp_sigma`` > 0 replaces the drag by ``warped`` (the yardstick; 0 steps).
+    ``warp_sigma`` > 0 replaces the drag by ``warped`` (the yardstick; 0 steps). ``model``: a
+    checkpoint (default: the built-in model); drag length and "far" scale with its resolution.
     """
     import torch
 
     from editors.drag import drag
     from editors.identity import identity_distance
-    from models import load_default
+    from models import load_default, load_generator
     from models.generator import seed_to_z, to_rgb_u8
 
-    generator = load_default("cpu")
+    generator = load_generator(model, "cpu") if model else load_default("cpu")
+    scale = generator.resolution / 64
     rng = np.random.default_rng(seed0)
     rows = []
     seed = seed0
@@ -184,7 +194,7 @@ def face_rows(
         index, axis = LANDMARKS[name]
         handle = marks[index]
         angle = axis + rng.uniform(-SPREAD, SPREAD) + rng.choice([0.0, np.pi])
-        target = handle + DRAG_PX * np.array([np.cos(angle), np.sin(angle)])
+        target = handle + DRAG_PX * scale * np.array([np.cos(angle), np.sin(angle)])
         target = np.clip(target, 0, generator.resolution - 1)
         start = time.perf_counter()
         mask = None
@@ -205,7 +215,7 @@ def face_rows(
         final_px = float(np.linalg.norm(after[index] - target)) if after is not None else np.nan
         a, b = descriptor_of(before), descriptor_of(image)
         drift = identity_distance(a, b) if a is not None and b is not None else np.nan
-        far = far_psnr(before, image, (handle + target) / 2, FAR_PX)
+        far = far_psnr(before, image, (handle + target) / 2, FAR_PX * scale)
         rows.append(
             (seed, name, start_px, final_px, final_px / start_px, drift, far, taken, seconds)
         )
@@ -215,7 +225,9 @@ def face_rows(
         "found after": len(found),
         "mean final/start": float(np.mean([r[4] for r in found])) if found else np.nan,
         "mean drift": float(np.nanmean([r[5] for r in rows])) if rows else np.nan,
-        f"mean PSNR beyond {FAR_PX:g} px": float(np.mean([r[6] for r in rows])) if rows else np.nan,
+        f"mean PSNR beyond {FAR_PX * scale:g} px": (
+            float(np.mean([r[6] for r in rows])) if rows else np.nan
+        ),
         "s per drag": float(np.mean([r[8] for r in rows])) if rows else np.nan,
         "s per step": sum(r[8] for r in rows) / max(1, sum(r[7] for r in rows)),
     }
@@ -230,6 +242,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--speed-steps", type=int, default=20, help="steps timed at 64 px")
     parser.add_argument("--faces", type=int, default=12, help="faces in the landmark test")
+    parser.add_argument("--model", default=None, help="checkpoint (default: the built-in model)")
     parser.add_argument("--steps", type=int, default=None, help="most steps per face drag")
     parser.add_argument("--seed", type=int, default=0, help="first seed minus one")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
@@ -290,7 +303,7 @@ def main() -> int:
             guide_sigma=args.guide_sigma,
         )
         rows, summary = face_rows(
-            args.faces, args.steps, args.seed, settings, args.mask_radius, args.warp
+            args.faces, args.steps, args.seed, settings, args.mask_radius, args.warp, args.model
         )
         print(
             "| seed | landmark | start px | final px | final/start | id drift | far PSNR | steps "
