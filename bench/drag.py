@@ -7,10 +7,11 @@ weights).
 Face landmarks (DragGAN's face-landmark experiment, simplified): on faces the demo model
 generates, dlib finds the 68 landmarks (on the image upsampled 4x, since dlib's detector misses
 64 px faces); the chin (landmark 8) or a mouth corner (48/54) is dragged 5 px (5/64 of the
-picture on another model, ``--model``) in a random direction; dlib then finds the landmark again. Reports the final distance to the target as a
-share of the start distance (goal <= 35 %), the identity drift (dlib descriptor distance between
-the face before and after, goal <= 0.35), seconds per drag (<= 20) and per step (<= 0.2), and
-without dlib the PSNR of the picture beyond 16 px of the drag against the start ("far PSNR").
+picture on another model, ``--model``) in a random direction; dlib then finds the landmark
+again. Reports the final distance to the target as a share of the start distance (goal <= 35 %),
+the identity drift (dlib descriptor distance between the face before and after, goal <= 0.35),
+seconds per drag (<= 20) and per step (<= 0.2), and without dlib the PSNR of the picture beyond
+16 px of the drag against the start ("far PSNR").
 
     python bench/drag.py
     python bench/drag.py --faces 20 --skip-speed

@@ -233,6 +233,9 @@ def mean(values) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT))
+    from editors.photo import TUNING_PRESETS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(ROOT / "resources/models/demo-faces-64.safetensors"))
     parser.add_argument("--directions", nargs="+", default=["smile"])
@@ -242,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pti", action="store_true", help="photos through pivotal tuning (the app's default)"
     )
-    parser.add_argument("--tuning", choices=("faithful", "editable"), default="faithful")
+    parser.add_argument("--tuning", choices=sorted(TUNING_PRESETS), default="faithful")
     parser.add_argument("--write-localized", nargs="+", default=[], metavar="NAME")
     parser.add_argument("--count", type=int, default=COUNT, help="channels per localized direction")
     parser.add_argument(
@@ -252,7 +255,6 @@ def main(argv: list[str] | None = None) -> int:
         help="identity drift the localized smile is scaled to at --amount σ",
     )
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     import torch
 
     torch.set_num_threads(1)

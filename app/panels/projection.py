@@ -126,6 +126,7 @@ class ProjectionPanel(QWidget):
             "Pivotal tuning: after an editable W latent is found, adjust the model a little so "
             "it draws the photo faithfully; edits keep working."
         )
+        self.tune_check.toggled.connect(self.refresh)
         form.addRow(self.tune_check)
         self.tune_preset_combo = QComboBox()
         self.tune_preset_combo.setObjectName("projectionTunePreset")
@@ -226,15 +227,11 @@ class ProjectionPanel(QWidget):
         self.compare_button.setEnabled(has_face)
         self.recon_button.setEnabled(self.result is not None)
         self.export_button.setEnabled(self.result is not None and not busy)
-        for widget in (
-            self.steps_spin,
-            self.space_combo,
-            self.loss_combo,
-            self.tune_check,
-            self.tune_preset_combo,
-            self.tune_spin,
-        ):
+        for widget in (self.steps_spin, self.space_combo, self.loss_combo, self.tune_check):
             widget.setEnabled(not busy)
+        tuning = self.tune_check.isChecked()  # the tuning settings mean nothing without it
+        self.tune_preset_combo.setEnabled(not busy and tuning)
+        self.tune_spin.setEnabled(not busy and tuning)
 
     def config(self) -> ProjectionConfig:
         """The latent-search settings shown in the panel."""

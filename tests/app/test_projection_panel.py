@@ -218,7 +218,7 @@ def test_open_latent_is_undoable_and_checks_the_size(
 
 
 def test_tuning_preset_chooses_likeness_or_editability(make_main_window, tiny_checkpoint) -> None:
-    from PySide6.QtWidgets import QComboBox
+    from PySide6.QtWidgets import QCheckBox, QComboBox
 
     from editors.photo import TUNING_PRESETS
 
@@ -234,3 +234,8 @@ def test_tuning_preset_chooses_likeness_or_editability(make_main_window, tiny_ch
     chosen = panel.tuning()
     assert (chosen.steps, chosen.detail_rank, chosen.tuned_from) == (12, 4, 0.0)
     assert chosen.learning_rate == editable.learning_rate
+    check = panel.findChild(QCheckBox, "projectionTune")
+    check.setChecked(False)  # no tuning: its settings are greyed out and none is used
+    assert not combo.isEnabled() and not spin.isEnabled() and panel.tuning() is None
+    check.setChecked(True)
+    assert combo.isEnabled() and spin.isEnabled()
