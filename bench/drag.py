@@ -149,10 +149,11 @@ def far_psnr(before: np.ndarray, after: np.ndarray, centre: np.ndarray, radius: 
 
     How much of the picture away from the drag stayed as it was, measured without dlib.
     """
+    from editors.losses import psnr_u8
+
     yy, xx = np.mgrid[: before.shape[0], : before.shape[1]]
     far = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 > radius**2
-    error = np.mean((before[far].astype(np.float64) - after[far].astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(error, 1e-10)))
+    return psnr_u8(before[far], after[far])
 
 
 def face_rows(

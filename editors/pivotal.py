@@ -298,9 +298,13 @@ class _LowRankUpdate(nn.Module):
         # 0 on the input channels whose weights must stay (``_input_mask``), else 1
         self.register_buffer("keep", keep.reshape(1, fan) if keep is not None else None)
 
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(up, down) as applied: ``down`` is zero on the kept input channels."""
+        return self.up, self.down if self.keep is None else self.down * self.keep
+
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        down = self.down if self.keep is None else self.down * self.keep
-        return weight + (self.up @ down).reshape(weight.shape)
+        up, down = self.factors()
+        return weight + (up @ down).reshape(weight.shape)
 
 
 class _FullUpdate(nn.Module):
@@ -309,8 +313,12 @@ class _FullUpdate(nn.Module):
         self.change = nn.Parameter(torch.zeros(shape))
         self.register_buffer("keep", keep)
 
+    def value(self) -> torch.Tensor:
+        """The change as applied: zero on the kept input channels."""
+        return self.change if self.keep is None else self.change * self.keep
+
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight + (self.change if self.keep is None else self.change * self.keep)
+        return weight + self.value()
 
 
 def protected_channels(directions: DirectionSet | None) -> dict[int, list[int]]:
@@ -396,17 +404,12 @@ def _delta_of(updates: Mapping[str, nn.Module], fingerprint: str, meta: dict) ->
     def half(t: torch.Tensor) -> np.ndarray:
         return t.detach().to(torch.float16).cpu().numpy().copy()
 
-    def masked(value: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-        return value if keep is None else value * keep
+    def halves(update: _LowRankUpdate) -> tuple[np.ndarray, np.ndarray]:
+        up, down = update.factors()
+        return half(up), half(down)
 
-    low_rank = {
-        n: (half(u.up), half(masked(u.down, u.keep)))
-        for n, u in updates.items()
-        if isinstance(u, _LowRankUpdate)
-    }
-    full = {
-        n: half(masked(u.change, u.keep)) for n, u in updates.items() if isinstance(u, _FullUpdate)
-    }
+    low_rank = {n: halves(u) for n, u in updates.items() if isinstance(u, _LowRankUpdate)}
+    full = {n: half(u.value()) for n, u in updates.items() if isinstance(u, _FullUpdate)}
     return TuningDelta(fingerprint, low_rank, full, meta)
 
 
